@@ -1,0 +1,27 @@
+"""chatkit: the small helpers the notebooks of this course share.
+
+The lesson is transformers itself; chatkit only hides what would distract from it: quiet set-up,
+choosing and loading a model, checking chats. Each module has one concern:
+
+- environment: `setup()` for a notebook's first cell (quiet logs, seeds, versions, device)
+- loading: the embedded offline model, the Hub default, `load_model()` with helpful errors
+- chat: `validate_chat()`
+"""
+
+from .chat import ROLES, validate_chat
+from .environment import device_name, package_versions, quiet, seed_everything, setup
+from .loading import (
+    DEFAULT_HUB_MODEL,
+    ModelLoadError,
+    default_model,
+    describe_model,
+    embedded_draft_path,
+    check_access,
+    embedded_model_path,
+    hf_token,
+    hub_reachable,
+    load_model,
+    load_tokenizer,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""Quiet, seeded set-up for a notebook: one call at the top, nothing on stderr afterwards.
+
+Progress bars, deprecation lines and library warnings are useful in a terminal but make notebook
+outputs noisy and unreproducible (nbval compares stderr too). `setup()` turns them off at the source,
+seeds every random generator, prints what the notebook runs on, and returns the model to use.
+
+Example:
+    >>> import chatkit
+    >>> model_id = chatkit.setup()          # doctest: +SKIP
+"""
+
+import logging
+import os
+import platform
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+
+# The libraries a notebook's output depends on, printed by `setup()` so a reader can compare.
+PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "huggingface_hub", "bitsandbytes")
+
+
+def quiet():
+    """Silence progress bars, info logs and known-harmless warnings of the stack, at their source."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    # bitsandbytes logs CPU-kernel fallbacks at WARNING level; they change nothing for a reader.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def seed_everything(seed=0):
+    """Seed Python, NumPy and torch (CPU and GPU) so sampled outputs repeat."""
+    import transformers
+
+    transformers.set_seed(seed)
+
+
+def package_versions(packages=PACKAGES):
+    """{package: version} for the packages given; 'not installed' where one is missing."""
+    found = {}
+    for name in packages:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def device_name():
+    """A short description of the accelerator torch will use: a CUDA GPU, Apple's MPS, or the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"cuda ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps (Apple GPU)"
+    return "cpu"
+
+
+def setup(seed=0, show=True):
+    """Quiet logs, seed everything, print versions and device; return the model id or path to use.
+
+    The model comes from `chatkit.default_model()`: `CHATKIT_MODEL` if set, the embedded model
+    when offline, otherwise a small instruct model from the Hub.
+    """
+    from .loading import default_model, describe_model
+
+    quiet()
+    seed_everything(seed)
+    model = default_model()
+    if show:
+        print(f"python: {platform.python_version()}")
+        for name, ver in package_versions().items():
+            print(f"{name}: {ver}")
+        print(f"device: {device_name()}")
+        print(f"model: {describe_model(model)}")
+    return model

@@ -1,0 +1,80 @@
+"""Execute notebooks headless and offline on the embedded model.
+
+Two uses:
+    python scripts/execute_notebooks.py notebooks/01_quickstart.ipynb ...   # re-execute in place (authors)
+    python scripts/execute_notebooks.py --out build notebooks/*.ipynb       # `make run`: copies + HTML
+
+In place, the stored outputs are what nbval later compares, so execution is made clean: no timing
+metadata, no widget state. Prints a table: notebook, seconds, ok / failed; exits non-zero on a failure.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+
+def offline_env():
+    """The environment every run uses: the Hub off, so the notebooks pick the embedded model."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ.pop("CHATKIT_MODEL", None)
+
+
+def execute(path, timeout=600):
+    """Execute one notebook in its own folder; return (notebook, error message or None)."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(Path(path).parent)}},
+        record_timing=False,
+        store_widget_state=False,
+    )
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        return nb, str(error).strip().splitlines()[-1]
+    return nb, None
+
+
+def write_html(nb, target):
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    target.write_text(body, encoding="utf-8")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Execute notebooks headless and offline.")
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, help="write executed copies and HTML here instead of in place")
+    args = parser.parse_args(argv)
+    offline_env()
+    rows = []
+    for path in args.notebooks:
+        start = time.perf_counter()
+        nb, error = execute(path)
+        seconds = time.perf_counter() - start
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, args.out / path.name)
+            write_html(nb, args.out / path.with_suffix(".html").name)
+        elif error is None:
+            nbformat.write(nb, path)
+        rows.append((path.name, seconds, "ok" if error is None else f"failed: {error}"))
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'notebook':<{width}}  {'seconds':>7}  result")
+    for name, seconds, result in rows:
+        print(f"{name:<{width}}  {seconds:7.1f}  {result}")
+    return 0 if all(result == "ok" for _, _, result in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
