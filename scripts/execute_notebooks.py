@@ -10,6 +10,7 @@ metadata, no widget state. Prints a table: notebook, seconds, ok / failed; exits
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ def execute(path, timeout=600):
         store_widget_state=False,
     )
     try:
-        client.execute()
+        # The kernel process's own stderr holds only start-up chatter; cell output arrives via messages.
+        client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as error:
         return nb, str(error).strip().splitlines()[-1]
     return nb, None
