@@ -6,9 +6,11 @@ choosing and loading a model, checking chats. Each module has one concern:
 - environment: `setup()` for a notebook's first cell (quiet logs, seeds, versions, device)
 - loading: the embedded offline model, the Hub default, `load_model()` with helpful errors
 - chat: `validate_chat()`
+- generation: `generation_settings()`, `reply()`, `stream_reply()` (the pipeline taken apart)
 """
 
 from .chat import ROLES, validate_chat
+from .generation import generation_settings, reply, stream_reply
 from .environment import device_name, package_versions, quiet, seed_everything, setup
 from .loading import (
     DEFAULT_HUB_MODEL,

@@ -1,0 +1,180 @@
+"""Generating a chat reply by hand: settings that mean what they say, a plain reply, a streamed reply.
+
+`generation_settings()` turns the knobs people reach for (max_new_tokens, temperature, top_p,
+repetition_penalty) into `generate` keyword arguments. Temperature 0 means greedy decoding
+(`do_sample=False`, no sampling flags passed, so transformers has nothing to warn about);
+temperature > 0 means sampling. Impossible settings raise a ValueError that says what to pass.
+
+`reply()` is the pipeline taken apart: apply the chat template, tokenize without adding special
+tokens again, move to the model's device, generate, decode only the new tokens.
+`stream_reply()` runs the same generation in a background thread and yields text as it comes,
+the way chat apps show a reply; a `threading.Event` stops it at the next token.
+
+Both prefill like the pipeline: when the chat's last message is from the assistant, the model
+continues that message (`continue_final_message=True`) instead of starting a new one.
+
+Example:
+    >>> text = reply(model, tokenizer, [{"role": "user", "content": "Hi!"}], max_new_tokens=32)  # doctest: +SKIP
+    >>> for chunk in stream_reply(model, tokenizer, chat, temperature=0.7):                      # doctest: +SKIP
+    ...     print(chunk, end="")
+"""
+
+import numbers
+import threading
+
+from .chat import validate_chat
+
+# generate() keywords that only make sense when sampling; kept out of greedy settings.
+SAMPLING_ONLY = ("temperature", "top_p", "top_k", "min_p", "typical_p")
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetition_penalty=None, **extra):
+    """`generate` keyword arguments for these settings; temperature 0 (or None) means greedy decoding.
+
+    - temperature 0 or None: `do_sample=False`, and neither temperature nor top_p is passed
+      (transformers would warn that they are ignored); a top_p given with temperature 0 is checked,
+      then left out, so a UI may keep its top_p slider where it is;
+    - temperature > 0: `do_sample=True, temperature=...` (and `top_p=...` when given);
+    - repetition_penalty: passed when given (1.0 is "no penalty"; above 1 discourages repeats);
+    - any other keyword (eos_token_id, stopping_criteria, ...) is passed through unchanged.
+
+    Raises ValueError for a negative temperature, a top_p outside (0, 1], a non-positive
+    max_new_tokens or repetition_penalty, or a `do_sample` that contradicts the temperature.
+
+    Example:
+        >>> generation_settings(max_new_tokens=64)
+        {'max_new_tokens': 64, 'do_sample': False}
+        >>> generation_settings(temperature=0.7, top_p=0.9)
+        {'max_new_tokens': 256, 'do_sample': True, 'temperature': 0.7, 'top_p': 0.9}
+    """
+    if not isinstance(max_new_tokens, numbers.Integral) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+        raise ValueError(
+            f"max_new_tokens must be a positive whole number of tokens, got {max_new_tokens!r}; "
+            "pass e.g. max_new_tokens=128"
+        )
+    if temperature is not None and not _is_number(temperature):
+        raise ValueError(f"temperature must be a number, got {temperature!r}; pass 0 for greedy decoding or e.g. 0.7 to sample")
+    if temperature is not None and temperature < 0:
+        raise ValueError(
+            f"temperature must be 0 or more, got {temperature}; pass temperature=0 for greedy decoding "
+            "(always the most likely token) or a positive value such as 0.7 to sample"
+        )
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise ValueError(
+            f"top_p must be in (0, 1], got {top_p!r}; pass e.g. top_p=0.9 to sample from the smallest set "
+            "of tokens holding 90% of the probability, or top_p=None (same as 1.0) to turn it off"
+        )
+    if repetition_penalty is not None and (not _is_number(repetition_penalty) or repetition_penalty <= 0):
+        raise ValueError(
+            f"repetition_penalty must be a positive number, got {repetition_penalty!r}; 1.0 means no penalty, "
+            "values such as 1.2 discourage repeating tokens"
+        )
+    greedy = temperature is None or temperature == 0
+    do_sample = extra.pop("do_sample", None)
+    if do_sample is not None and bool(do_sample) == greedy:
+        if greedy:
+            raise ValueError(
+                "do_sample=True with temperature 0 is rejected by transformers; pass temperature=0.7 "
+                "(or any positive value) to sample, or drop do_sample for greedy decoding"
+            )
+        raise ValueError(
+            f"do_sample=False contradicts temperature={temperature}; pass temperature=0 for greedy "
+            "decoding, or drop do_sample to sample at that temperature"
+        )
+    settings = {"max_new_tokens": int(max_new_tokens), "do_sample": not greedy}
+    if greedy:
+        for name in SAMPLING_ONLY:
+            extra.pop(name, None)  # ignored by greedy decoding; passing them only makes generate warn
+    else:
+        settings["temperature"] = float(temperature)
+        if top_p is not None:
+            settings["top_p"] = float(top_p)
+    if repetition_penalty is not None:
+        settings["repetition_penalty"] = float(repetition_penalty)
+    settings.update(extra)
+    return settings
+
+
+def _template_kwargs(chat):
+    """How to close the prompt: a new assistant turn, or (last message from the assistant) prefill it."""
+    prefill = chat[-1]["role"] == "assistant"
+    return {"add_generation_prompt": not prefill, "continue_final_message": prefill}
+
+
+def reply(model, tokenizer, chat, **settings):
+    """The assistant's reply to `chat`, made in the five steps a text-generation pipeline takes.
+
+    `settings` are those of `generation_settings()` (temperature 0, the default, is greedy).
+    With greedy decoding the reply equals the pipeline's `generated_text[-1]["content"]`.
+    """
+    validate_chat(chat)
+    # 1. the model and tokenizer are given; 2. the chat template turns messages into one string
+    text = tokenizer.apply_chat_template(chat, tokenize=False, **_template_kwargs(chat))
+    # 3. tokenize without adding special tokens: the template already wrote the BOS
+    inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(model.device)
+    # 4. generate
+    output = model.generate(**inputs, **generation_settings(**settings))
+    # 5. decode only the new tokens, leaving out the end-of-turn token
+    new_tokens = output[0, inputs["input_ids"].shape[1]:]
+    return tokenizer.decode(new_tokens, skip_special_tokens=True)
+
+
+def _event_stopping_criteria(*events):
+    """A StoppingCriteria that ends generation as soon as any of `events` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            stop = any(event.is_set() for event in events)
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return StopOnEvent()
+
+
+def stream_reply(model, tokenizer, chat, stop_event=None, **settings):
+    """Yield the assistant's reply to `chat` in text chunks, as the model writes them.
+
+    Generation runs in a background thread feeding a `TextIteratorStreamer`; this generator reads
+    from it. Set `stop_event` (a `threading.Event`) to stop at the next token, e.g. from a Stop
+    button; closing the generator early stops it too. An exception raised inside `generate` is
+    re-raised here, in the caller. The chunks joined equal `reply()` with the same settings.
+    """
+    from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+    validate_chat(chat)
+    if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
+        raise ValueError(f"stop_event must be a threading.Event (or None), got {type(stop_event).__name__}")
+    kwargs = generation_settings(**settings)  # checked here, before any thread starts
+    inputs = tokenizer.apply_chat_template(
+        chat, tokenize=True, return_dict=True, return_tensors="pt", **_template_kwargs(chat)
+    ).to(model.device)
+    closed = threading.Event()  # set when the reader stops early
+    events = [closed] + ([stop_event] if stop_event is not None else [])
+    criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
+    criteria.append(_event_stopping_criteria(*events))
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    failure = []
+
+    def run():
+        try:
+            model.generate(**inputs, streamer=streamer, stopping_criteria=criteria, **kwargs)
+        except BaseException as error:  # handed to the reader below, never swallowed
+            failure.append(error)
+            streamer.end()  # wake the reader up; generate did not get to end the stream
+
+    thread = threading.Thread(target=run, name="chatkit-generate", daemon=True)
+    thread.start()
+    try:
+        for chunk in streamer:
+            if chunk:
+                yield chunk
+    finally:
+        closed.set()
+        thread.join()
+    if failure:
+        raise failure[0]
