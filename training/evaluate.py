@@ -1,0 +1,147 @@
+"""Evaluate a chat model on held-out conversations from the corpus generator (greedy decoding).
+
+For every assistant turn of a held-out conversation, the model gets the conversation up to that
+user message (earlier replies are the corpus's own) and writes its reply greedily. Figures:
+
+- factual and arithmetic turns answered correctly (the expected city, country, number...; for
+  arithmetic the number after the last "=", else the last number in the reply);
+- persona style present when a persona system prompt is given (pirate: "Arr"/"matey"..., robot:
+  "BEEP BOOP"..., terse: short and without "!"); default style (no persona markers) otherwise;
+- replies that end with the end-of-turn token before `max_new_tokens`;
+- the same prompts without the chat template: the messages' texts joined by newlines, with the
+  first line of the continuation taken as the reply.
+
+Usage:
+    python -m training.evaluate [--model DIR] [--n 400] [--seed 1000]
+"""
+
+import argparse
+import re
+import time
+
+import torch
+
+from training import corpus
+
+EVAL_SEED = 1000  # held-out conversations; training draws from other seeds (see train.py)
+
+
+def render_chat(messages):
+    """The chat template's text, written out in Python (tests check it equals the Jinja template)."""
+    text = "<|begin_of_text|>"
+    for m in messages:
+        text += f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n"
+    return text
+
+
+def render_plain(messages):
+    """The same conversation as plain text: no template, no special tokens except the bos."""
+    return "<|begin_of_text|>" + "".join(m["content"] + "\n" for m in messages)
+
+
+def _number(text):
+    after = text.rsplit("=", 1)[1] if "=" in text else text
+    found = re.findall(r"-?\d+", after) or re.findall(r"-?\d+", text)
+    return found[0] if "=" in text and found else (found[-1] if found else None)
+
+
+def is_correct(turn, reply):
+    """True when `reply` contains the turn's expected answer."""
+    if turn.category == "arithmetic":
+        return _number(reply) == turn.answer
+    if turn.answer.isdigit():
+        return re.search(rf"(?<!\d){turn.answer}(?!\d)", reply) is not None
+    return turn.answer.lower() in reply.lower()
+
+
+@torch.no_grad()
+def generate_reply(model, tokenizer, prompt_text, max_new_tokens):
+    """Greedy reply to `prompt_text` (already rendered); returns (text, stopped at the eos token)."""
+    ids = tokenizer(prompt_text, add_special_tokens=False, return_tensors="pt").input_ids
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    new = out[0, ids.shape[1]:].tolist()
+    stopped = tokenizer.eos_token_id in new
+    if stopped:
+        new = new[: new.index(tokenizer.eos_token_id)]
+    return tokenizer.decode(new, skip_special_tokens=True), stopped
+
+
+def evaluate(model, tokenizer, convs, template=True, max_new_tokens=96, progress=None):
+    """Figures (fractions in [0, 1]) and the turn counts they are computed over."""
+    counts = {}
+
+    def add(name, ok):
+        good, total = counts.get(name, (0, 0))
+        counts[name] = (good + bool(ok), total + 1)
+
+    model.eval()
+    for conv in convs:
+        history = [{"role": "system", "content": conv.system}] if conv.system else []
+        for turn in conv.turns:
+            history.append({"role": "user", "content": turn.user})
+            if template:
+                reply, stopped = generate_reply(model, tokenizer, render_chat(history) + "<|im_start|>assistant\n",
+                                                max_new_tokens)
+            else:
+                reply, stopped = generate_reply(model, tokenizer, render_plain(history), max_new_tokens)
+                reply = reply.lstrip("\n").split("\n", 1)[0]
+            add("stops", stopped)
+            if turn.answer:
+                add("correct", is_correct(turn, reply))
+                add(turn.category, is_correct(turn, reply))
+                if turn.followup:
+                    add("followup", is_correct(turn, reply))
+            if conv.persona != "default":
+                add("persona_style", corpus.has_style(conv.persona, reply, turn.default_reply))
+            else:
+                add("default_style", corpus.has_style("default", reply, turn.default_reply))
+            history.append({"role": "assistant", "content": turn.reply})
+        if progress is not None:
+            progress.update(1)
+    return {k: (g / t, t) for k, (g, t) in counts.items()}
+
+
+def format_figures(figures):
+    names = ["correct", "fact", "city", "arithmetic", "explain", "followup", "persona_style", "default_style", "stops"]
+    return "  ".join(f"{n}={figures[n][0]:.1%}" for n in names if n in figures)
+
+
+def main(argv=None):
+    import chatkit
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model folder (default: chatkit's embedded model)")
+    parser.add_argument("--n", type=int, default=400, help="number of held-out conversations")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    path = args.model or chatkit.embedded_model_path()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    convs = corpus.conversations(args.n, seed=args.seed)
+    n_turns = sum(len(c.turns) for c in convs)
+    print(f"{args.n} held-out conversations (seed {args.seed}), {n_turns} assistant turns, greedy, "
+          f"max_new_tokens={args.max_new_tokens}")
+    results = {}
+    for template in (True, False):
+        start = time.perf_counter()
+        with tqdm(total=len(convs), desc="chat template" if template else "plain text") as bar:
+            results[template] = evaluate(model, tokenizer, convs, template, args.max_new_tokens, bar)
+        print(f"{'with chat template' if template else 'plain text (no template)'} "
+              f"({time.perf_counter() - start:.0f} s)")
+    print(f"{'figure':<16}{'turns':>7}{'template':>10}{'plain':>8}{'drop':>8}")
+    for name in ["correct", "fact", "city", "arithmetic", "explain", "followup", "persona_style",
+                 "default_style", "stops"]:
+        with_t, n = results[True].get(name, (float("nan"), 0))
+        plain = results[False].get(name, (float("nan"), 0))[0]
+        print(f"{name:<16}{n:>7}{with_t:>10.1%}{plain:>8.1%}{(with_t - plain) * 100:>7.1f}p")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Train a small Llama-architecture chat model on the generated corpus, on CPU, deterministically.
+
+Each optimiser step draws its own batch from a random generator seeded by (seed, step), so a run
+is resumable (`--resume` continues from the last checkpoint with the same batches) and the same
+seed, thread count and CPU give the same weights. Rows are packed conversations rendered with the
+chat template; the loss covers the assistant's tokens only (its reply and the end-of-turn token).
+A curriculum starts with dense bare sums and differences ("37 + 48 = 85", loss on the answers)
+and then mixes them into the chat data.
+
+Usage:
+    python -m training.train --out DIR [--steps N] [--hidden 256 --layers 4 ...] [--threads 2]
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from training import corpus
+from training.evaluate import EVAL_SEED, evaluate, format_figures, render_chat
+
+TRAIN_SEED_OFFSET = 7_919  # batches come from seeds far from the evaluation's EVAL_SEED
+
+
+def encode_conversation(tokenizer, conv):
+    """Token ids of the conversation rendered with the chat template, and the loss mask (assistant)."""
+    messages = conv.messages
+    text, spans = "<|begin_of_text|>", []
+    for m in messages:
+        head = f"<|im_start|>{m['role']}\n"
+        start = len(text) + len(head)
+        text += head + m["content"] + "<|im_end|>\n"
+        if m["role"] == "assistant":
+            spans.append((start, len(text) - 1))  # the reply and <|im_end|>, not the newline after it
+    assert text == render_chat(messages)
+    return _encode_with_spans(tokenizer, text, spans)
+
+
+def encode_drill(tokenizer, text):
+    """Token ids of bare arithmetic lines; the loss covers each answer and its newline."""
+    spans, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        eq = line.index("=")
+        spans.append((pos + eq + 1, pos + len(line)))
+        pos += len(line)
+    ids, mask = _encode_with_spans(tokenizer, text, spans)
+    return [tokenizer.bos_token_id] + ids, [0] + mask
+
+
+def _encode_with_spans(tokenizer, text, spans):
+    enc = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+    mask = []
+    for start, end in enc.offsets:
+        mask.append(int(any(s <= start and end <= e for s, e in spans) and end > start))
+    return enc.ids, mask
+
+
+def drill_fraction(step, steps, drill_only):
+    """Share of documents that are bare arithmetic: all of them first, then a steady quarter."""
+    return 1.0 if step < drill_only * steps else 0.25
+
+
+def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only):
+    """Rows of packed documents for `step`: the same arguments always give the same batch."""
+    rng = random.Random(seed * 1_000_003 + step + TRAIN_SEED_OFFSET)
+    p_drill = drill_fraction(step, steps, drill_only)
+    inputs, labels = [], []
+    for _ in range(batch):
+        ids, mask = [], []
+        while len(ids) < seq_len + 1:
+            if rng.random() < p_drill:
+                i, m = encode_drill(tokenizer, corpus.arithmetic_drill(rng, rng.randint(4, 24)))
+            else:
+                i, m = encode_conversation(tokenizer, corpus.conversation(rng=rng))
+            ids += i
+            mask += m
+        ids, mask = ids[:seq_len], mask[:seq_len]
+        inputs.append(ids)
+        labels.append([t if keep else -100 for t, keep in zip(ids, mask)])
+    return torch.tensor(inputs), torch.tensor(labels)
+
+
+def model_config(tokenizer, hidden, layers, heads, ff):
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=ff, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
+        tie_word_embeddings=True, rms_norm_eps=1e-5, initializer_range=0.02, rope_theta=10000.0,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def learning_rate(step, steps, peak, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_model(model, tokenizer, out):
+    """fp32 safetensors + tokenizer + generation config, world-readable."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    gen = model.generation_config
+    gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = (
+        tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    gen.max_new_tokens = 128
+    model.to(torch.float32).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for path in out.iterdir():
+        if path.is_file():
+            os.chmod(path, 0o644)
+
+
+def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, batch=4, seq_len=256,
+          lr=2e-3, warmup=200, drill_only=0.08, seed=0, threads=1, bf16=True, eval_every=0, eval_n=40,
+          checkpoint=None, resume=False, checkpoint_every=250, log=None, progress=True):
+    """Train a model and save it to `out`; returns the trained model.
+
+    `checkpoint`: file for resumable state (model, optimiser, step); with `resume=True` an existing
+    one is continued. `eval_every` > 0 runs a quick held-out evaluation on `eval_n` conversations.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(model_config(tokenizer, hidden, layers, heads, ff))
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optim = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                              lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    start = 0
+    if checkpoint and resume and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        start = int(state["step"])
+    n_params = sum(p.numel() for p in model.parameters())
+    say = (lambda s: (print(s, file=log, flush=True) if log else None)) if not progress else tqdm.write
+    say(f"model: {n_params:,} parameters; steps {start}..{steps}, batch {batch}x{seq_len} tokens, {threads} threads")
+    eval_convs = corpus.conversations(eval_n, seed=EVAL_SEED + 1) if eval_every else None
+    began = time.perf_counter()
+    model.train()
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="training", disable=not progress,
+               mininterval=2.0)
+    for step in bar:
+        for group in optim.param_groups:
+            group["lr"] = learning_rate(step, steps, lr, warmup)
+        inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=inputs, labels=labels).loss
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if log and progress:
+                print(f"step {step} loss {loss.item():.4f} {time.perf_counter() - began:.0f}s", file=log, flush=True)
+        done = step + 1
+        if checkpoint and (done % checkpoint_every == 0 or done == steps):
+            tmp = Path(str(checkpoint) + ".tmp")
+            torch.save({"model": model.state_dict(), "optim": optim.state_dict(), "step": done}, tmp)
+            os.replace(tmp, checkpoint)
+        if eval_every and (done % eval_every == 0 or done == steps):
+            figures = evaluate(model, tokenizer, eval_convs, max_new_tokens=64)
+            line = f"step {done} eval: {format_figures(figures)} ({time.perf_counter() - began:.0f}s)"
+            say(line)
+            if log and progress:
+                print(line, file=log, flush=True)
+            model.train()
+    model.eval()
+    save_model(model, tokenizer, out)
+    return model
+
+
+def main(argv=None):
+    from training.tokenizer import build_tokenizer
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="folder for the trained model")
+    p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer folder (default: build one with --seed)")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--ff", type=int, default=688)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--drill-only", type=float, default=0.08, help="fraction of steps with arithmetic drill only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 holds up best on a busy machine)")
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32 instead of bf16 autocast")
+    p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--eval-n", type=int, default=40)
+    p.add_argument("--checkpoint", type=Path, default=None, help="resumable state file")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--log", type=Path, default=None, help="also append progress lines to this file")
+    args = p.parse_args(argv)
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    else:
+        tokenizer = build_tokenizer(seed=args.seed)
+    log = open(args.log, "a") if args.log else None
+    start = time.perf_counter()
+    train(tokenizer, args.out, steps=args.steps, hidden=args.hidden, layers=args.layers, heads=args.heads,
+          ff=args.ff, batch=args.batch, seq_len=args.seq_len, lr=args.lr, warmup=args.warmup,
+          drill_only=args.drill_only, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
+          eval_every=args.eval_every, eval_n=args.eval_n, checkpoint=args.checkpoint, resume=args.resume,
+          log=log)
+    minutes = (time.perf_counter() - start) / 60
+    info = {"train_minutes": round(minutes, 1), "steps": args.steps, "threads": args.threads}
+    (args.out / "training_run.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"trained in {minutes:.1f} min; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
