@@ -7,10 +7,19 @@ choosing and loading a model, checking chats. Each module has one concern:
 - loading: the embedded offline model, the Hub default, `load_model()` with helpful errors
 - chat: `validate_chat()`
 - generation: `generation_settings()`, `reply()`, `stream_reply()` (the pipeline taken apart)
+- templating: `check_single_bos()`, `apply_template_with_fallback()`, `fit_to_context()`, `FAMILY_TEMPLATES`
 """
 
 from .chat import ROLES, validate_chat
 from .generation import generation_settings, reply, stream_reply
+from .templating import (
+    FAMILY_TEMPLATES,
+    apply_template_with_fallback,
+    check_single_bos,
+    count_prompt_tokens,
+    fit_to_context,
+    fold_system_message,
+)
 from .environment import device_name, package_versions, quiet, seed_everything, setup
 from .loading import (
     DEFAULT_HUB_MODEL,

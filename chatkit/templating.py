@@ -1,0 +1,245 @@
+"""Chat templates and the mistakes around them: double BOS, rejected system messages, long chats.
+
+A chat template (Jinja, stored with the tokenizer) turns a list of messages into the exact text a
+model was trained on. This module helps with what goes wrong around it:
+
+- `check_single_bos()`: a template that writes the BOS token, tokenized again with
+  `add_special_tokens=True`, starts with two BOS tokens; this says so, and how to fix it;
+- `apply_template_with_fallback()`: some templates (Gemma's, Mistral-instruct's) reject a system
+  message; this folds it into the first user message and tells the reader it did;
+- `fit_to_context()`: drops the oldest turns of a chat (never the system message) until the prompt
+  fits the model's context window, and says how many messages it dropped;
+- `FAMILY_TEMPLATES`: the prompt formats of five model families (ChatML, Llama 3, Mistral-instruct,
+  Gemma, Zephyr), written from each format's documented structure as Jinja templates, to render
+  with transformers' own `tokenizer.apply_chat_template(chat, chat_template=...)`. Each writes its
+  family's own special tokens literally, so the rendering shows the format whatever tokenizer
+  renders it.
+
+Example:
+    >>> text = tokenizer.apply_chat_template(chat, chat_template=FAMILY_TEMPLATES["gemma"],
+    ...                                      tokenize=False, add_generation_prompt=True)   # doctest: +SKIP
+"""
+
+from .chat import validate_chat
+
+# ChatML (OpenAI's format, used by Qwen, SmolLM and others): <|im_start|>role\ncontent<|im_end|>\n
+# for every role including system; the generation prompt opens an assistant turn. No BOS.
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Llama 3: <|begin_of_text|> once, then per message a header <|start_header_id|>role<|end_header_id|>,
+# a blank line, the content (trimmed) and <|eot_id|>. System messages are supported.
+LLAMA_3 = (
+    "{{ '<|begin_of_text|>' }}"
+    "{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+# Mistral-instruct (v0.1/v0.2): <s>[INST] user [/INST]assistant</s>[INST] ... ; roles must alternate
+# user/assistant and there is no system role (the template raises). [/INST] is itself the prompt for
+# the reply, so add_generation_prompt changes nothing.
+MISTRAL_INSTRUCT = (
+    "{{ '<s>' }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported: Mistral-instruct only has user and assistant turns') }}"
+    "{% endif %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% else %}{{ message['content'] + '</s>' }}{% endif %}"
+    "{% endfor %}"
+)
+
+# Gemma: <bos>, then <start_of_turn>role\ncontent<end_of_turn>\n with the assistant's role named
+# "model"; no system role (the template raises); roles must alternate.
+GEMMA = (
+    "{{ '<bos>' }}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+# Zephyr: <|role|>\ncontent</s>\n for system, user and assistant; the prompt opens <|assistant|>.
+ZEPHYR = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '</s>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+
+FAMILY_TEMPLATES = {
+    "chatml": CHATML,
+    "llama-3": LLAMA_3,
+    "mistral-instruct": MISTRAL_INSTRUCT,
+    "gemma": GEMMA,
+    "zephyr": ZEPHYR,
+}
+
+
+def _as_id_rows(input_ids):
+    """input_ids (list, nested list, tensor, array, BatchEncoding/dict) as a list of lists of ints."""
+    if hasattr(input_ids, "keys") and "input_ids" in input_ids.keys():  # a BatchEncoding or dict
+        input_ids = input_ids["input_ids"]
+    if hasattr(input_ids, "tolist"):
+        input_ids = input_ids.tolist()
+    if not isinstance(input_ids, (list, tuple)):
+        raise ValueError(f"input_ids must be a list of token ids or a tensor, got {type(input_ids).__name__}")
+    if input_ids and isinstance(input_ids[0], (list, tuple)):
+        return [list(row) for row in input_ids]
+    return [list(input_ids)]
+
+
+def check_single_bos(input_ids, tokenizer):
+    """Check that each row of `input_ids` starts with exactly one BOS token; return a one-line verdict.
+
+    Left padding is skipped. Raises ValueError, saying how to fix it, when a row starts with two or
+    more BOS tokens (the template wrote one, tokenizing added another) or with none. A tokenizer
+    without a BOS token (Qwen's, for one) passes with a verdict that says so.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return "this tokenizer has no BOS token: nothing to check"
+    pad = tokenizer.pad_token_id
+    rows = _as_id_rows(input_ids)
+    for index, row in enumerate(rows):
+        start = 0
+        while pad is not None and pad != bos and start < len(row) and row[start] == pad:
+            start += 1
+        leading = 0
+        while start + leading < len(row) and row[start + leading] == bos:
+            leading += 1
+        where = f"row {index} of the input ids" if len(rows) > 1 else "the input ids"
+        if leading > 1:
+            raise ValueError(
+                f"{where} start with {leading} BOS tokens ({tokenizer.bos_token!r}); the model was trained with "
+                "one. The chat template already writes BOS and tokenizing its text added another: tokenize "
+                "with add_special_tokens=False, or let apply_chat_template(..., tokenize=True) do both steps"
+            )
+        if leading == 0:
+            raise ValueError(
+                f"{where} do not start with the BOS token ({tokenizer.bos_token!r}); build the prompt with the "
+                "model's chat template (apply_chat_template), which writes BOS where the model expects it"
+            )
+    return f"ok: exactly one BOS ({tokenizer.bos_token!r}) at the start"
+
+
+def fold_system_message(chat):
+    """A copy of `chat` with the system message merged into the first user message (blank line between).
+
+    With no user message right after the system message, the system text becomes a user message.
+    A chat without a system message is returned as a copy, unchanged.
+    """
+    validate_chat(chat)
+    chat = [dict(message) for message in chat]
+    if chat[0]["role"] != "system":
+        return chat
+    system, rest = chat[0], chat[1:]
+    if rest and rest[0]["role"] == "user":
+        rest[0]["content"] = system["content"] + "\n\n" + rest[0]["content"]
+        return rest
+    return [{"role": "user", "content": system["content"]}] + rest
+
+
+def apply_template_with_fallback(tokenizer, chat, announce=True, **kwargs):
+    """`tokenizer.apply_chat_template(chat, **kwargs)`, folding the system message in if the template rejects it.
+
+    Returns `(result, folded)`: what apply_chat_template returned, and whether the system message was
+    folded into the first user message. When it folds and `announce` is true, prints a note saying so.
+    If the template also rejects the folded chat, the template's original error is raised.
+    """
+    from jinja2.exceptions import TemplateError
+
+    validate_chat(chat)
+    try:
+        return tokenizer.apply_chat_template(chat, **kwargs), False
+    except TemplateError as error:
+        if chat[0]["role"] != "system":
+            raise
+        original = error
+    try:
+        result = tokenizer.apply_chat_template(fold_system_message(chat), **kwargs)
+    except TemplateError:
+        raise original from None
+    if announce:
+        print(
+            f"note: the chat template rejected the system message ({original}); "
+            "it was folded into the first user message instead"
+        )
+    return result, True
+
+
+def count_prompt_tokens(chat, tokenizer, **template_kwargs):
+    """How many tokens `chat` takes once rendered by the tokenizer's chat template (generation prompt on)."""
+    template_kwargs.setdefault("add_generation_prompt", chat[-1]["role"] != "assistant")
+    ids = tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False, **template_kwargs)
+    return len(ids)
+
+
+def _turn_starts(chat, first):
+    """Indices from `first` on where a turn begins: each user message opens one."""
+    return [i for i in range(first, len(chat)) if chat[i]["role"] == "user"]
+
+
+def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True, **template_kwargs):
+    """Drop the oldest turns of `chat` until its prompt plus `max_new_tokens` fits in `max_tokens`.
+
+    A turn is a user message and everything after it up to the next user message (the assistant's
+    reply, tool messages), so replies are never left without their question. The system message and
+    the last turn are always kept. Returns `(fitted_chat, dropped)`, the number of messages dropped;
+    prints a note saying so when `announce` is true and something was dropped. Raises ValueError
+    when even the system message and the last turn do not fit.
+
+    Example:
+        >>> chat, dropped = fit_to_context(chat, tokenizer, model.config.max_position_embeddings,
+        ...                                max_new_tokens=128)                           # doctest: +SKIP
+    """
+    validate_chat(chat)
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive number of tokens, got {max_tokens!r}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens!r}")
+    budget = max_tokens - max_new_tokens
+    if budget < 1:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of {max_tokens} tokens; "
+            "ask for fewer new tokens"
+        )
+    system = chat[:1] if chat[0]["role"] == "system" else []
+    body = chat[len(system):]
+    starts = _turn_starts(body, 0)
+    # Cut points: before each turn, oldest first; keep at least the last turn (or the whole body if it
+    # has no user message to cut at).
+    cuts = [0] + [s for s in starts if s > 0]
+    for cut in cuts:
+        fitted = system + body[cut:]
+        used = count_prompt_tokens(fitted, tokenizer, **template_kwargs)
+        if used <= budget:
+            dropped = len(chat) - len(fitted)
+            if dropped and announce:
+                print(
+                    f"note: dropped the {dropped} oldest messages to fit {used} prompt tokens + "
+                    f"{max_new_tokens} new tokens in {max_tokens}"
+                    + (" (the system message was kept)" if system else "")
+                )
+            return [dict(message) for message in fitted], dropped
+    raise ValueError(
+        f"even the last turn{' and the system message' if system else ''} take {used} tokens, more than the "
+        f"{budget} left for the prompt ({max_tokens} - max_new_tokens={max_new_tokens}); shorten them, "
+        "ask for fewer new tokens, or use a model with a longer context"
+    )
