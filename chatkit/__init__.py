@@ -8,6 +8,7 @@ choosing and loading a model, checking chats. Each module has one concern:
 - chat: `validate_chat()`
 - generation: `generation_settings()`, `reply()`, `stream_reply()` (the pipeline taken apart)
 - templating: `check_single_bos()`, `apply_template_with_fallback()`, `fit_to_context()`, `FAMILY_TEMPLATES`
+- widgets: `ChatWidget`, `chat_widget()` (chat with a model in the notebook, replies streaming in)
 """
 
 from .chat import ROLES, validate_chat
@@ -34,5 +35,6 @@ from .loading import (
     load_model,
     load_tokenizer,
 )
+from .widgets import ChatWidget, chat_widget
 
 __version__ = "0.1.0"

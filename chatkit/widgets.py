@@ -1,0 +1,360 @@
+"""A chat widget for notebooks: talk to a model with replies streaming in, token by token.
+
+`ChatWidget(model, tokenizer)` is an ipywidgets 8 user interface around `generation.stream_reply`:
+a conversation view, an input box (Enter sends), Send / Stop / Reset buttons, a system-prompt field and
+generation settings. Its `history` is the same list of `{"role", "content"}` dicts that
+`pipeline("text-generation")` takes, readable and settable from code. The reply streams in a background
+thread, so the notebook stays usable while the model writes; errors show inside the widget.
+
+What it simplifies: one conversation at a time, replies as plain text (no Markdown rendering).
+
+Example:
+    >>> chat = chat_widget()              # doctest: +SKIP
+    >>> chat                              # doctest: +SKIP   (the last line of a cell shows it)
+    >>> chat.send("Hello!"); chat.wait()  # doctest: +SKIP
+    >>> chat.history                      # doctest: +SKIP
+"""
+
+import html
+import threading
+
+import ipywidgets as widgets
+
+from .chat import validate_chat
+from .generation import generation_settings, stream_reply
+from .loading import default_model, describe_model, load_model
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+# Inline styles (no stylesheet to install): one colour per role, text kept as written.
+_BUBBLE_STYLE = {
+    "user": "background:#e3f2fd; margin-left:15%;",
+    "assistant": "background:#f1f3f4; margin-right:15%;",
+    "system": "background:#fff8e1;",
+    "tool": "background:#ede7f6; margin-right:15%;",
+}
+
+
+def message_html(role, content, streaming=False):
+    """The HTML of one message: its role and its content, escaped so a reply can never inject markup."""
+    if content:
+        body = html.escape(content)
+    elif not streaming:
+        body = '<i style="color:#777">(empty reply)</i>'
+    else:
+        body = ""
+    cursor = '<span class="chatkit-cursor">&#9612;</span>' if streaming else ""
+    return (
+        f'<div style="{_BUBBLE_STYLE.get(role, "")} padding:6px 10px; margin:4px 0; border-radius:8px;'
+        ' line-height:1.4;">'
+        f'<div style="font-size:0.8em; font-weight:bold; color:#555;">{html.escape(role)}</div>'
+        f'<div class="chatkit-content" style="white-space:pre-wrap; overflow-wrap:anywhere;">{body}{cursor}</div>'
+        "</div>"
+    )
+
+
+def _status_html(text, error=False):
+    if not text:
+        return ""
+    if error:
+        return f'<span class="chatkit-error" style="color:#b00020;">{html.escape(text)}</span>'
+    return f'<span class="chatkit-info" style="color:#555;">{html.escape(text)}</span>'
+
+
+class _Job:
+    """One reply being generated: its thread and the event that stops it."""
+
+    def __init__(self):
+        self.stop_event = threading.Event()
+        self.thread = None
+        self.cancelled = False  # set by reset / a new history: the job's result is thrown away
+
+
+class ChatWidget:
+    """A chat with `model` in a notebook; display it as the last line of a cell.
+
+    Args:
+        model, tokenizer: a causal LM and its tokenizer, e.g. from `chatkit.load_model`.
+        system_prompt: the text of the system message ("" for none).
+        max_new_tokens: the longest reply, in tokens.
+        temperature: 0 for greedy decoding (same chat, same reply), above 0 to sample.
+        history: a chat to start from (list of {"role", "content"} dicts).
+
+    The input box sends on Enter (and, as every ipywidgets text box with `continuous_update=False`
+    does, when it loses focus with new text in it). While a reply streams, `history` ends with the
+    user's message; the reply is added when it finishes or is stopped. A failed generation removes
+    the user's message again and puts its text back in the input box.
+    """
+
+    def __init__(self, model, tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=256,
+                 temperature=0.0, history=None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self._messages = []  # the chat without its system message (that lives in the system field)
+        self._job = None
+        self._lock = threading.Lock()
+        self._setting_input = False
+
+        self.system_prompt = widgets.Textarea(
+            value=system_prompt, description="System", rows=2,
+            placeholder="optional: how the assistant should behave",
+            layout=widgets.Layout(width="98%"),
+        )
+        self.max_new_tokens = widgets.BoundedIntText(
+            value=max_new_tokens, min=1, max=32768, description="max new tokens",
+            style={"description_width": "initial"}, layout=widgets.Layout(width="190px"),
+        )
+        self.decoding = widgets.ToggleButtons(
+            options=["greedy", "sample"], value="greedy" if temperature == 0 else "sample",
+            style={"button_width": "70px"},
+        )
+        self.temperature = widgets.FloatSlider(
+            value=temperature if temperature > 0 else 0.7, min=0.05, max=2.0, step=0.05,
+            description="temperature", disabled=temperature == 0, readout_format=".2f",
+        )
+        self.decoding.observe(self._on_decoding, names="value")
+        self.view = widgets.VBox(layout=widgets.Layout(width="98%"))
+        self.status = widgets.HTML()
+        self.input = widgets.Text(
+            placeholder="Type a message and press Enter", continuous_update=False,
+            layout=widgets.Layout(flex="1 1 auto", width="auto"),
+        )
+        self.input.observe(self._on_input, names="value")
+        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane",
+                                          layout=widgets.Layout(width="90px"))
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True,
+                                          layout=widgets.Layout(width="80px"))
+        self.reset_button = widgets.Button(description="Reset", icon="trash",
+                                           layout=widgets.Layout(width="80px"))
+        self.send_button.on_click(lambda _: self.send())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.reset_button.on_click(lambda _: self.reset())
+
+        # CSS classes: stable selectors for styling and for browser tests.
+        for widget, name in [
+            (self.system_prompt, "system"), (self.max_new_tokens, "max-new-tokens"),
+            (self.decoding, "decoding"), (self.temperature, "temperature"), (self.view, "view"),
+            (self.status, "status"), (self.input, "input"), (self.send_button, "send"),
+            (self.stop_button, "stop"), (self.reset_button, "reset"),
+        ]:
+            widget.add_class(f"chatkit-{name}")
+        settings = widgets.HBox([self.max_new_tokens, self.decoding, self.temperature])
+        controls = widgets.HBox([self.input, self.send_button, self.stop_button, self.reset_button],
+                                layout=widgets.Layout(width="98%"))
+        self.ui = widgets.VBox([self.system_prompt, settings, self.view, self.status, controls])
+        self.ui.add_class("chatkit-chat")
+        if history is not None:
+            self.history = history
+
+    # ----------------------------------------------------------------- reading and setting the chat
+
+    @property
+    def history(self):
+        """The chat as transformers takes it (a copy): the system message, if any, then the messages."""
+        with self._lock:
+            messages = [dict(message) for message in self._messages]
+        system = self.system_prompt.value
+        return ([{"role": "system", "content": system}] if system else []) + messages
+
+    @history.setter
+    def history(self, chat):
+        """Replace the conversation (a streaming reply is stopped and dropped).
+
+        A leading system message fills the system field; without one, the field is cleared, so
+        `widget.history = chat` followed by `widget.history` gives `chat` back. `[]` clears everything.
+        A malformed chat raises ValueError (also shown in the widget) and changes nothing.
+        """
+        if not (isinstance(chat, list) and not chat):
+            try:
+                validate_chat(chat)
+            except ValueError as error:
+                self._show_status(f"history not changed: {error}", error=True)
+                raise
+        self._cancel_job()
+        messages = [dict(message) for message in chat]
+        system = ""
+        if messages and messages[0]["role"] == "system":
+            system = messages.pop(0)["content"]
+        with self._lock:
+            self._messages = messages
+        self.system_prompt.value = system
+        self._render_view()
+        self._show_status("")
+
+    @property
+    def settings(self):
+        """The generation settings the next reply uses (`generation.generation_settings`)."""
+        greedy = self.decoding.value == "greedy"
+        return generation_settings(
+            max_new_tokens=self.max_new_tokens.value,
+            temperature=0.0 if greedy else self.temperature.value,
+        )
+
+    @property
+    def busy(self):
+        """True while a reply is being generated."""
+        return self._job is not None
+
+    # ----------------------------------------------------------------- actions (buttons and code)
+
+    def send(self, text=None):
+        """Send `text` (default: the input box's text) and stream the reply in the background.
+
+        Returns at once: True if a reply started, False if there was nothing to send, a reply is
+        still streaming, or the chat or settings were rejected (the widget says why).
+        """
+        from_box = text is None
+        text = (self.input.value if from_box else text).strip()
+        if not text:
+            return False
+        if self.busy:
+            self._show_status("A reply is still streaming: press Stop, or send when it is done.")
+            return False
+        user_message = {"role": "user", "content": text}
+        chat = self.history + [user_message]
+        try:
+            validate_chat(chat)
+            settings = self.settings
+        except ValueError as error:
+            self._show_status(str(error), error=True)
+            return False
+        job = _Job()
+        with self._lock:
+            self._messages.append(user_message)
+            self._job = job
+        if from_box:
+            self._set_input("")
+        reply_view = self._message_widget("assistant", "", streaming=True)
+        self.view.children = self.view.children + (self._message_widget("user", text), reply_view)
+        self._show_busy(True)
+        self._show_status("replying…")
+        job.thread = threading.Thread(
+            target=self._stream, args=(job, chat, settings, reply_view, text), daemon=True,
+            name="chatkit-chat-reply",
+        )
+        job.thread.start()
+        return True
+
+    def stop(self):
+        """Stop the reply being generated; the text so far stays as the assistant's message."""
+        job = self._job
+        if job is not None:
+            job.stop_event.set()
+
+    def reset(self):
+        """Stop any reply and clear the conversation; the system prompt and settings stay."""
+        self._cancel_job()
+        with self._lock:
+            self._messages = []
+        self._render_view()
+        self._show_status("")
+
+    def wait(self, timeout=None):
+        """Block until the current reply is finished (or `timeout` seconds passed); True if idle."""
+        job = self._job
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
+        return not self.busy
+
+    # ----------------------------------------------------------------- the background stream
+
+    def _stream(self, job, chat, settings, reply_view, text):
+        reply = ""
+        try:
+            for piece in stream_reply(self.model, self.tokenizer, chat, stop_event=job.stop_event, **settings):
+                reply += piece
+                if not job.cancelled:
+                    reply_view.value = message_html("assistant", reply, streaming=True)
+        except Exception as error:  # noqa: BLE001 - any failure must reach the reader, not kill the widget
+            self._finish(job, failed=(text, error))
+        else:
+            reply_view.value = message_html("assistant", reply)
+            self._finish(job, reply=reply)
+
+    def _finish(self, job, reply=None, failed=None):
+        with self._lock:
+            if job.cancelled or self._job is not job:
+                return
+            if failed is None:
+                self._messages.append({"role": "assistant", "content": reply})
+            else:
+                self._messages.pop()  # the user's message: it never got a reply
+            self._job = None
+        if failed is None:
+            stopped = job.stop_event.is_set()
+            self._show_status("stopped" if stopped else "")
+        else:
+            text, error = failed
+            self._render_view()
+            if not self.input.value:
+                self._set_input(text)
+            self._show_status(f"The reply failed ({type(error).__name__}: {error}). "
+                              "Your message is back in the input box.", error=True)
+        self._show_busy(False)
+
+    def _cancel_job(self, timeout=10):
+        """Stop the current reply, wait briefly for it to end, and make sure its result is dropped."""
+        with self._lock:
+            job, self._job = self._job, None
+            if job is not None:
+                job.cancelled = True
+        if job is not None:
+            job.stop_event.set()
+            if job.thread is not None:
+                job.thread.join(timeout)
+            self._show_busy(False)
+
+    # ----------------------------------------------------------------- view helpers
+
+    def _message_widget(self, role, content, streaming=False):
+        view = widgets.HTML(message_html(role, content, streaming))
+        view.add_class("chatkit-message")
+        view.add_class(f"chatkit-{role}")
+        return view
+
+    def _render_view(self):
+        with self._lock:
+            messages = list(self._messages)
+        self.view.children = tuple(self._message_widget(m["role"], m["content"]) for m in messages)
+
+    def _show_status(self, text, error=False):
+        self.status.value = _status_html(text, error)
+
+    def _show_busy(self, busy):
+        self.send_button.disabled = busy
+        self.stop_button.disabled = not busy
+
+    def _set_input(self, text):
+        self._setting_input = True
+        try:
+            self.input.value = text
+        finally:
+            self._setting_input = False
+
+    def _on_input(self, change):
+        if not self._setting_input and change["new"].strip():
+            self.send()
+
+    def _on_decoding(self, change):
+        self.temperature.disabled = change["new"] == "greedy"
+
+    # ----------------------------------------------------------------- display
+
+    def __repr__(self):
+        name = describe_model(getattr(self.model, "name_or_path", "") or type(self.model).__name__)
+        count = len(self.history)
+        return f"ChatWidget({name}, {count} message{'' if count == 1 else 's'})"
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = self.ui._repr_mimebundle_(**kwargs)
+        data["text/plain"] = repr(self)  # the widget view's model id is random; this line is not
+        return data
+
+
+def chat_widget(model_id=None, **kwargs):
+    """Load `model_id` (default: `chatkit.default_model()`) and return a `ChatWidget` for it.
+
+    Keyword arguments go to `ChatWidget` (system_prompt, max_new_tokens, temperature, history).
+    """
+    model, tokenizer = load_model(model_id or default_model())
+    return ChatWidget(model, tokenizer, **kwargs)

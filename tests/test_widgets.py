@@ -1,0 +1,309 @@
+"""The chat widget driven as a reader's clicks drive it, without a browser: no frontend is needed for
+ipywidgets objects; setting the input's value is what pressing Enter sends to the kernel."""
+
+import copy
+import threading
+import time
+
+import pytest
+
+import chatkit
+from chatkit import widgets as chat_widgets
+from chatkit.generation import reply
+from chatkit.widgets import ChatWidget, message_html
+
+MAX_NEW_TOKENS = 12
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    return chatkit.load_model(chatkit.embedded_model_path())
+
+
+@pytest.fixture
+def widget(embedded):
+    model, tokenizer = embedded
+    return ChatWidget(model, tokenizer, max_new_tokens=MAX_NEW_TOKENS)
+
+
+def press_enter(widget, text):
+    """What the browser does when the reader types `text` and presses Enter."""
+    widget.input.value = text
+
+
+def type_only(widget, text):
+    """Typing without Enter: the text is in the box, nothing is sent yet."""
+    widget._set_input(text)
+
+
+def messages_in_view(widget):
+    return [(tuple(view._dom_classes), view.value) for view in widget.view.children]
+
+
+class ScriptedStream:
+    """Stands in for `stream_reply`: yields given chunks, each released by the test (or when stopped)."""
+
+    def __init__(self, chunks, fail_after=None):
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.release = threading.Semaphore(0)
+        self.chats = []
+        self.settings = []
+
+    def __call__(self, model, tokenizer, chat, stop_event=None, **settings):
+        self.chats.append(copy.deepcopy(chat))
+        self.settings.append(settings)
+        for index, chunk in enumerate(self.chunks):
+            while not self.release.acquire(timeout=0.01):
+                if stop_event is not None and stop_event.is_set():
+                    return
+            if self.fail_after == index:
+                raise RuntimeError("CUDA out of memory (scripted)")
+            yield chunk
+
+    def let_through(self, count=1):
+        for _ in range(count):
+            self.release.release()
+
+
+def wait_until(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the widget"
+        time.sleep(0.005)
+
+
+def test_enter_sends_and_the_reply_is_the_models_greedy_reply(widget, embedded):
+    model, tokenizer = embedded
+    press_enter(widget, "  Hello there!  ")
+    assert widget.wait(60)
+    history = widget.history
+    expected_chat = [
+        {"role": "system", "content": chat_widgets.DEFAULT_SYSTEM_PROMPT},
+        {"role": "user", "content": "Hello there!"},
+    ]
+    assert history[:2] == expected_chat
+    assert len(history) == 3 and history[2]["role"] == "assistant"
+    assert history[2]["content"] == reply(model, tokenizer, expected_chat, max_new_tokens=MAX_NEW_TOKENS)
+    view = messages_in_view(widget)
+    assert [classes for classes, _ in view] == [
+        ("chatkit-message", "chatkit-user"),
+        ("chatkit-message", "chatkit-assistant"),
+    ]
+    assert "Hello there!" in view[0][1]
+    assert view[1][1] == message_html("assistant", history[2]["content"])
+    assert widget.input.value == ""
+    assert not widget.busy
+    assert not widget.send_button.disabled and widget.stop_button.disabled
+    assert "chatkit-error" not in widget.status.value
+
+
+def test_a_second_message_continues_the_chat(widget, embedded):
+    model, tokenizer = embedded
+    press_enter(widget, "Hi!")
+    widget.wait(60)
+    press_enter(widget, "And then?")
+    widget.wait(60)
+    history = widget.history
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "user", "assistant"]
+    assert history[-1]["content"] == reply(model, tokenizer, history[:-1], max_new_tokens=MAX_NEW_TOKENS)
+    assert len(widget.view.children) == 4
+
+
+def test_send_button_sends_the_typed_text_and_ignores_an_empty_box(widget):
+    widget.send_button.click()
+    assert widget.history == [{"role": "system", "content": chat_widgets.DEFAULT_SYSTEM_PROMPT}]
+    assert widget.view.children == ()
+    type_only(widget, "What is a token?")
+    assert len(widget.history) == 1  # typing alone sends nothing
+    widget.send_button.click()
+    widget.wait(60)
+    assert [m["role"] for m in widget.history] == ["system", "user", "assistant"]
+    assert widget.history[1]["content"] == "What is a token?"
+
+
+def test_reply_streams_chunk_by_chunk_while_send_returns_at_once(widget, monkeypatch):
+    stream = ScriptedStream(["Hel", "lo", " <b>world</b>"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    assert widget.send("Hi") is True
+    assert widget.busy and widget.send_button.disabled and not widget.stop_button.disabled
+    reply_view = widget.view.children[-1]
+    seen = []
+    reply_view.observe(lambda change: seen.append(change["new"]), names="value")
+    stream.let_through()
+    wait_until(lambda: seen)
+    assert "Hel" in seen[-1] and "chatkit-cursor" in seen[-1]
+    assert widget.history[-1] == {"role": "user", "content": "Hi"}  # the reply joins when it is done
+    stream.let_through(2)
+    assert widget.wait(10)
+    assert widget.history[-1] == {"role": "assistant", "content": "Hello <b>world</b>"}
+    assert reply_view.value == message_html("assistant", "Hello <b>world</b>")
+    assert "&lt;b&gt;world&lt;/b&gt;" in reply_view.value and "<b>world" not in reply_view.value
+    assert len(seen) >= 3  # one view update per chunk, then the final one without the cursor
+
+
+def test_settings_reach_the_stream(widget, monkeypatch):
+    stream = ScriptedStream(["ok"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.max_new_tokens.value = 7
+    widget.decoding.value = "sample"
+    assert not widget.temperature.disabled
+    widget.temperature.value = 0.5
+    widget.send("Hi")
+    stream.let_through()
+    widget.wait(10)
+    assert stream.settings[-1] == {"max_new_tokens": 7, "do_sample": True, "temperature": 0.5}
+    widget.decoding.value = "greedy"
+    assert widget.temperature.disabled
+    assert widget.settings == {"max_new_tokens": 7, "do_sample": False}
+
+
+def test_stop_keeps_the_text_so_far(widget, monkeypatch):
+    stream = ScriptedStream(["Once", " upon", " a", " time"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.send("Tell me a story")
+    stream.let_through()
+    wait_until(lambda: "Once" in widget.view.children[-1].value)
+    widget.stop_button.click()
+    assert widget.wait(10)
+    assert widget.history[-1] == {"role": "assistant", "content": "Once"}
+    assert "stopped" in widget.status.value
+    assert not widget.send_button.disabled and widget.stop_button.disabled
+
+
+def test_stop_ends_real_generation(embedded):
+    model, tokenizer = embedded
+    widget = ChatWidget(model, tokenizer, max_new_tokens=64)
+    widget.send("Hi")
+    widget.stop()
+    assert widget.wait(30)
+    assert "stopped" in widget.status.value
+    history = widget.history
+    assert history[-1]["role"] == "assistant"
+    full = reply(model, tokenizer, history[:-1], max_new_tokens=64)
+    assert full.startswith(history[-1]["content"])  # the text so far, cut where Stop landed
+
+
+def test_enter_while_a_reply_streams_keeps_the_text_and_says_why(widget, monkeypatch):
+    stream = ScriptedStream(["a", "b"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.send("first")
+    press_enter(widget, "second")
+    assert widget.input.value == "second"
+    assert "still streaming" in widget.status.value
+    stream.let_through(2)
+    widget.wait(10)
+    assert [m["content"] for m in widget.history if m["role"] == "user"] == ["first"]
+
+
+def test_reset_clears_the_conversation_and_drops_a_streaming_reply(widget, monkeypatch):
+    stream = ScriptedStream(["never", " shown"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.system_prompt.value = "You are a pirate."
+    widget.send("Ahoy")
+    widget.reset_button.click()
+    assert not widget.busy
+    assert widget.history == [{"role": "system", "content": "You are a pirate."}]
+    assert widget.view.children == ()
+    stream.let_through(2)
+    time.sleep(0.05)
+    assert widget.history == [{"role": "system", "content": "You are a pirate."}]
+    assert widget.view.children == ()
+
+
+def test_history_is_settable_and_round_trips(widget, monkeypatch):
+    chat = [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris <3"},
+    ]
+    widget.history = chat
+    assert widget.history == chat
+    assert widget.history is not chat
+    assert widget.system_prompt.value == "Be terse."
+    view = messages_in_view(widget)
+    assert [classes[1] for classes, _ in view] == ["chatkit-user", "chatkit-assistant"]
+    assert "Paris &lt;3" in view[1][1]
+    # Changing the returned list changes nothing inside the widget.
+    widget.history[1]["content"] = "changed"
+    assert widget.history == chat
+    # The next message continues the chat that was set.
+    stream = ScriptedStream(["Rome."])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.send("And Italy?")
+    stream.let_through()
+    widget.wait(10)
+    assert stream.chats[-1] == chat + [{"role": "user", "content": "And Italy?"}]
+    # Without a system message the field is cleared; [] clears everything.
+    widget.history = [{"role": "user", "content": "Hi"}]
+    assert widget.history == [{"role": "user", "content": "Hi"}]
+    assert widget.system_prompt.value == ""
+    widget.history = []
+    assert widget.history == [] and widget.view.children == ()
+
+
+def test_a_bad_history_is_rejected_and_shown_in_the_widget(widget):
+    before = widget.history
+    with pytest.raises(ValueError, match="message 1"):
+        widget.history = [{"role": "user", "content": "Hi"}, {"role": "bot", "content": "Hello"}]
+    assert widget.history == before
+    assert "chatkit-error" in widget.status.value and "message 1" in widget.status.value
+
+
+def test_a_failed_generation_is_shown_and_the_widget_still_works(widget, monkeypatch):
+    stream = ScriptedStream(["partial", "never"], fail_after=1)
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    press_enter(widget, "Hello?")
+    stream.let_through(2)
+    assert widget.wait(10)
+    assert "chatkit-error" in widget.status.value
+    assert "RuntimeError" in widget.status.value and "out of memory" in widget.status.value
+    assert widget.history == [{"role": "system", "content": chat_widgets.DEFAULT_SYSTEM_PROMPT}]
+    assert widget.view.children == ()
+    assert widget.input.value == "Hello?"  # back in the box, ready to send again
+    assert not widget.busy and not widget.send_button.disabled
+    retry = ScriptedStream(["Hi!"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", retry)
+    widget.send_button.click()
+    retry.let_through()
+    widget.wait(10)
+    assert widget.history[-1] == {"role": "assistant", "content": "Hi!"}
+    assert "chatkit-error" not in widget.status.value
+
+
+def test_a_template_that_rejects_the_chat_shows_its_error(embedded):
+    model, tokenizer = embedded
+    strict = copy.deepcopy(tokenizer)
+    strict.chat_template = (
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        + tokenizer.chat_template
+    )
+    widget = ChatWidget(model, strict, max_new_tokens=MAX_NEW_TOKENS)
+    widget.send("Hi")
+    assert widget.wait(30)
+    assert "System role not supported" in widget.status.value
+    assert len(widget.history) == 1
+    widget.system_prompt.value = ""
+    widget.send("Hi")
+    assert widget.wait(30)
+    assert [m["role"] for m in widget.history] == ["user", "assistant"]
+
+
+def test_message_html_escapes_and_marks_empty_replies():
+    html = message_html("user", '<script>alert("x")</script>')
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "(empty reply)" in message_html("assistant", "")
+    assert "(empty reply)" not in message_html("assistant", "", streaming=True)
+
+
+def test_display_shows_the_widget_with_a_stable_text_form(widget):
+    bundle = widget._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.ui.model_id
+    assert bundle["text/plain"] == "ChatWidget(chatkit's embedded model (offline), 1 message)"
+    assert "chatkit-chat" in widget.ui._dom_classes
+
+
+def test_chat_widget_loads_the_default_model_offline():
+    widget = chatkit.chat_widget(system_prompt="", max_new_tokens=4)
+    assert widget.model.name_or_path == chatkit.embedded_model_path()
+    assert widget.history == [] and widget.max_new_tokens.value == 4
