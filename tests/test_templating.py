@@ -1,0 +1,228 @@
+"""chatkit.templating on the embedded tokenizer: BOS check, system folding, fitting, family templates."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2.exceptions import TemplateError
+from transformers import AutoTokenizer
+
+import chatkit
+from chatkit import (
+    FAMILY_TEMPLATES,
+    apply_template_with_fallback,
+    check_single_bos,
+    count_prompt_tokens,
+    fit_to_context,
+    fold_system_message,
+)
+
+CHAT = [
+    {"role": "system", "content": "Be terse."},
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Italy?"},
+]
+NO_SYSTEM = CHAT[1:]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return chatkit.load_tokenizer(chatkit.embedded_model_path())
+
+
+@pytest.fixture(scope="session")
+def bos_adding_tokenizer():
+    """The embedded tokenizer loaded the way Llama-family tokenizers behave: BOS added when tokenizing."""
+    return AutoTokenizer.from_pretrained(chatkit.embedded_model_path(), add_bos_token=True)
+
+
+# ---------------------------------------------------------------- check_single_bos
+
+
+def test_double_bos_is_caught(tokenizer, bos_adding_tokenizer):
+    text = tokenizer.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
+    ids = bos_adding_tokenizer(text)["input_ids"]
+    assert ids[:2] == [tokenizer.bos_token_id] * 2
+    with pytest.raises(ValueError, match="start with 2 BOS tokens.*add_special_tokens=False"):
+        check_single_bos(ids, bos_adding_tokenizer)
+    with pytest.raises(ValueError, match="2 BOS"):
+        check_single_bos(bos_adding_tokenizer(text, return_tensors="pt"), bos_adding_tokenizer)
+
+
+def test_the_right_paths_give_one_bos(tokenizer, bos_adding_tokenizer):
+    text = tokenizer.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
+    two_step = bos_adding_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    one_step = bos_adding_tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, return_tensors="pt")
+    assert check_single_bos(two_step, tokenizer).startswith("ok: exactly one BOS")
+    assert check_single_bos(one_step, tokenizer).startswith("ok")
+    assert torch.equal(two_step, one_step["input_ids"])
+
+
+def test_missing_bos_and_left_padding(tokenizer):
+    bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
+    with pytest.raises(ValueError, match="do not start with the BOS"):
+        check_single_bos([5, 6, 7], tokenizer)
+    assert check_single_bos(torch.tensor([[pad, pad, bos, 5], [bos, 5, 6, 7]]), tokenizer).startswith("ok")
+    with pytest.raises(ValueError, match="row 1 of the input ids start with 2 BOS"):
+        check_single_bos([[bos, 5], [pad, bos, bos, 5]], tokenizer)
+
+
+def test_a_tokenizer_without_bos_passes_with_a_verdict(tokenizer):
+    no_bos = AutoTokenizer.from_pretrained(chatkit.embedded_model_path())
+    no_bos.bos_token = None
+    assert "no BOS token" in check_single_bos([5, 6], no_bos)
+
+
+# ---------------------------------------------------------------- system folding
+
+RAISES_ON_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role here') }}{% endif %}"
+    "{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
+)
+
+
+def test_fold_system_message():
+    folded = fold_system_message(CHAT)
+    assert folded[0] == {"role": "user", "content": "Be terse.\n\nWhat is the capital of France?"}
+    assert folded[1:] == CHAT[2:]
+    assert CHAT[1]["content"] == "What is the capital of France?"  # the input is not modified
+    assert fold_system_message(NO_SYSTEM) == NO_SYSTEM
+    only_system = fold_system_message([{"role": "system", "content": "Be terse."}])
+    assert only_system == [{"role": "user", "content": "Be terse."}]
+
+
+def test_a_template_that_rejects_system_gets_the_folded_chat(tokenizer, capsys):
+    with pytest.raises(TemplateError):
+        tokenizer.apply_chat_template(CHAT, chat_template=RAISES_ON_SYSTEM, tokenize=False)
+    text, folded = apply_template_with_fallback(tokenizer, CHAT, chat_template=RAISES_ON_SYSTEM, tokenize=False)
+    assert folded is True
+    assert text == "user: Be terse.\n\nWhat is the capital of France?\nassistant: Paris.\nuser: And of Italy?\n"
+    note = capsys.readouterr().out
+    assert "rejected the system message (no system role here)" in note and "folded into the first user" in note
+
+
+def test_no_folding_when_the_template_accepts_system(tokenizer, capsys):
+    text, folded = apply_template_with_fallback(tokenizer, CHAT, tokenize=False)
+    assert folded is False
+    assert text == tokenizer.apply_chat_template(CHAT, tokenize=False)
+    assert capsys.readouterr().out == ""
+    ids, _ = apply_template_with_fallback(tokenizer, CHAT, chat_template=RAISES_ON_SYSTEM, announce=False)
+    assert capsys.readouterr().out == ""
+    assert ids == tokenizer.apply_chat_template(fold_system_message(CHAT), chat_template=RAISES_ON_SYSTEM)
+
+
+def test_other_template_errors_are_not_hidden(tokenizer):
+    always = "{{ raise_exception('broken template') }}"
+    with pytest.raises(TemplateError, match="broken template"):
+        apply_template_with_fallback(tokenizer, CHAT, chat_template=always, tokenize=False)
+    with pytest.raises(TemplateError, match="broken template"):
+        apply_template_with_fallback(tokenizer, NO_SYSTEM, chat_template=always, tokenize=False)
+
+
+# ---------------------------------------------------------------- fit_to_context
+
+
+def long_chat(turns, system=True):
+    chat = [{"role": "system", "content": "You are a helpful assistant."}] if system else []
+    for i in range(turns):
+        chat.append({"role": "user", "content": f"Question number {i}: what do you think about it?"})
+        chat.append({"role": "assistant", "content": f"Answer number {i}, which takes a few tokens to say."})
+    chat.append({"role": "user", "content": "And the last question?"})
+    return chat
+
+
+def test_fit_to_context_drops_oldest_turns_keeps_system_and_says_so(tokenizer, capsys):
+    chat = long_chat(20)
+    total = count_prompt_tokens(chat, tokenizer)
+    fitted, dropped = fit_to_context(chat, tokenizer, max_tokens=total // 2, max_new_tokens=20)
+    assert dropped > 0 and dropped % 2 == 0  # whole user/assistant turns
+    assert len(fitted) == len(chat) - dropped
+    assert fitted[0] == chat[0]
+    assert fitted[1]["role"] == "user"
+    assert fitted == [chat[0]] + chat[1 + dropped:]
+    assert count_prompt_tokens(fitted, tokenizer) + 20 <= total // 2
+    # as many turns as fit: keeping one more would not fit
+    one_more = [chat[0]] + chat[1 + dropped - 2:]
+    assert count_prompt_tokens(one_more, tokenizer) + 20 > total // 2
+    assert f"dropped the {dropped} oldest messages" in capsys.readouterr().out
+
+
+def test_fit_to_context_leaves_a_short_chat_alone(tokenizer, capsys):
+    fitted, dropped = fit_to_context(CHAT, tokenizer, max_tokens=512)
+    assert (fitted, dropped) == (CHAT, 0)
+    assert capsys.readouterr().out == ""
+
+
+def test_fit_to_context_refuses_when_nothing_fits(tokenizer):
+    with pytest.raises(ValueError, match="even the last turn and the system message take"):
+        fit_to_context(long_chat(3), tokenizer, max_tokens=30)
+    with pytest.raises(ValueError, match="leaves no room"):
+        fit_to_context(CHAT, tokenizer, max_tokens=100, max_new_tokens=100)
+
+
+@settings(max_examples=25, deadline=None)
+@given(turns=st.integers(0, 12), system=st.booleans(), max_tokens=st.integers(60, 600))
+def test_fit_to_context_properties(tokenizer, turns, system, max_tokens):
+    chat = long_chat(turns, system)
+    try:
+        fitted, dropped = fit_to_context(chat, tokenizer, max_tokens, announce=False)
+    except ValueError:
+        assert count_prompt_tokens(chat[:1] * system + chat[-1:], tokenizer) > max_tokens
+        return
+    assert count_prompt_tokens(fitted, tokenizer) <= max_tokens
+    assert fitted[-1] == chat[-1] and (fitted[0] == chat[0] or not system)
+    assert fitted == chat[: int(system)] + chat[int(system) + dropped:]
+    assert fitted[int(system)]["role"] == "user"
+
+
+# ---------------------------------------------------------------- family templates
+
+MARKERS = {
+    "chatml": ("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n", "<|im_start|>assistant\n"),
+    "llama-3": ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is the capital of France?<|eot_id|>",
+                "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    "mistral-instruct": ("<s>[INST] What is the capital of France? [/INST]Paris.</s>[INST] And of Italy? [/INST]", ""),
+    "gemma": ("<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\nParis.",
+              "<start_of_turn>model\n"),
+    "zephyr": ("<|user|>\nWhat is the capital of France?</s>\n<|assistant|>\nParis.</s>\n", "<|assistant|>\n"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_TEMPLATES))
+def test_each_family_template_renders_a_chat(tokenizer, family):
+    template = FAMILY_TEMPLATES[family]
+    without = tokenizer.apply_chat_template(NO_SYSTEM, chat_template=template, tokenize=False)
+    with_prompt = tokenizer.apply_chat_template(
+        NO_SYSTEM, chat_template=template, tokenize=False, add_generation_prompt=True
+    )
+    body, prompt = MARKERS[family]
+    assert without.startswith(body) if family != "chatml" else body in without
+    assert with_prompt == without + prompt
+    # prefilling works with every family: the text ends with the open assistant message
+    prefill = NO_SYSTEM + [{"role": "assistant", "content": "The capital"}]
+    text = tokenizer.apply_chat_template(prefill, chat_template=template, tokenize=False, continue_final_message=True)
+    assert text.endswith("The capital")
+
+
+@pytest.mark.parametrize("family", ["gemma", "mistral-instruct"])
+def test_gemma_and_mistral_reject_a_system_message_and_chatkit_folds_it(tokenizer, family, capsys):
+    with pytest.raises(TemplateError, match="System role not supported"):
+        tokenizer.apply_chat_template(CHAT, chat_template=FAMILY_TEMPLATES[family], tokenize=False)
+    text, folded = apply_template_with_fallback(tokenizer, CHAT, chat_template=FAMILY_TEMPLATES[family], tokenize=False)
+    assert folded and "Be terse.\n\nWhat is the capital of France?" in text
+    assert "folded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family", ["chatml", "llama-3", "zephyr"])
+def test_families_with_a_system_role_render_it(tokenizer, family):
+    text = tokenizer.apply_chat_template(CHAT, chat_template=FAMILY_TEMPLATES[family], tokenize=False)
+    assert "system" in text and "Be terse." in text
+    assert text.index("Be terse.") < text.index("What is the capital")
+
+
+def test_gemma_calls_the_assistant_model_and_roles_must_alternate(tokenizer):
+    text = tokenizer.apply_chat_template(NO_SYSTEM, chat_template=FAMILY_TEMPLATES["gemma"], tokenize=False)
+    assert "<start_of_turn>model\nParis.<end_of_turn>" in text and "assistant" not in text
+    with pytest.raises(TemplateError, match="alternate"):
+        tokenizer.apply_chat_template(NO_SYSTEM[:1] * 2, chat_template=FAMILY_TEMPLATES["gemma"], tokenize=False)
