@@ -357,7 +357,8 @@ def _quantization_key(quantization_config):
         return None, False
     get = quantization_config.get if isinstance(quantization_config, dict) else (
         lambda name, default=None: getattr(quantization_config, name, default))
-    method = str(get("quant_method", "bitsandbytes"))
+    method = get("quant_method", "bitsandbytes")
+    method = str(getattr(method, "value", method))  # transformers keeps an enum here
     if "bitsandbytes" not in method.lower():
         raise ValueError(f"the memory guard sizes bitsandbytes quantization only, not {method!r}.")
     if get("load_in_8bit", False):
