@@ -9,6 +9,8 @@ choosing and loading a model, checking chats. Each module has one concern:
 - generation: `generation_settings()`, `reply()`, `stream_reply()` (the pipeline taken apart)
 - templating: `check_single_bos()`, `apply_template_with_fallback()`, `fit_to_context()`, `FAMILY_TEMPLATES`
 - widgets: `ChatWidget`, `chat_widget()` (chat with a model in the notebook, replies streaming in)
+- sizing: `parse_model_size()`, `count_parameters()`, `estimate_memory()`, `BYTES_PER_PARAM`, "does it fit"
+  tables; catalog: `CATALOG` (well-known open chat models' architectures, offline)
 """
 
 from .chat import ROLES, validate_chat
@@ -36,5 +38,18 @@ from .loading import (
     load_tokenizer,
 )
 from .widgets import ChatWidget, chat_widget
+from .catalog import CATALOG
+from .sizing import (
+    BYTES_PER_PARAM,
+    COMMON_HARDWARE,
+    count_parameters,
+    estimate_memory,
+    fit_table,
+    kv_cache_bytes,
+    memory_table,
+    model_facts,
+    parse_model_size,
+    your_machine,
+)
 
 __version__ = "0.1.0"
