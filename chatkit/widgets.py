@@ -111,6 +111,7 @@ class ChatWidget:
         self.temperature = widgets.FloatSlider(
             value=temperature if temperature > 0 else 0.7, min=0.05, max=2.0, step=0.05,
             description="temperature", disabled=temperature == 0, readout_format=".2f",
+            style={"description_width": "initial"},
         )
         self.decoding.observe(self._on_decoding, names="value")
         self.view = widgets.VBox(layout=widgets.Layout(width="98%"))
