@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup run test lab notebooks clean
+.PHONY: setup run test lab notebooks clean chromium
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,27 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	touch $(STAMP)
 
+# The browser test (tests/test_browser.py) drives Debian's Chromium through Playwright. Install the
+# package when it is missing and we may (root, or sudo without a password); otherwise say how, and the
+# browser test skips with that reason. Never `playwright install`: it downloads its own browsers.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: no /usr/bin/chromium and no apt-get: the browser test will be skipped (set CHATKIT_CHROMIUM to a Chromium binary)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: no /usr/bin/chromium: the browser test will be skipped; install it with: sudo apt-get install chromium"; \
+	fi
+
 # Execute every notebook headless and offline on the embedded model; copies and HTML go to build/.
 run: $(STAMP)
 	$(BIN)/python scripts/execute_notebooks.py --out build $(NOTEBOOKS)
 
 # Unit tests, then every notebook under nbval (stored outputs compared strictly).
-test: $(STAMP)
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) $(PYTEST_NBVAL)
 
 # Re-execute the notebooks in place (authors: after changing a notebook or the embedded model).
