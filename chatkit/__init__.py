@@ -11,6 +11,8 @@ choosing and loading a model, checking chats. Each module has one concern:
 - widgets: `ChatWidget`, `chat_widget()` (chat with a model in the notebook, replies streaming in)
 - sizing: `parse_model_size()`, `count_parameters()`, `estimate_memory()`, `BYTES_PER_PARAM`, "does it fit"
   tables; catalog: `CATALOG` (well-known open chat models' architectures, offline)
+- speed: `measure_bandwidth()`, `decode_speed()`, `compare_assisted()`, `prepare_for_decoding()` (the
+  recommended fast path); plotting: `plot_speed_vs_bytes()` and the other plots of notebook 05
 """
 
 from .chat import ROLES, validate_chat
@@ -51,5 +53,16 @@ from .sizing import (
     parse_model_size,
     your_machine,
 )
+from .speed import (
+    PUBLISHED_BANDWIDTH,
+    compare_assisted,
+    decode_speed,
+    fast_generate_kwargs,
+    measure_bandwidth,
+    prepare_for_decoding,
+    set_threads,
+    weight_bytes_per_token,
+)
+from .plotting import plot_bars, plot_first_token, plot_speed_vs_bytes
 
 __version__ = "0.1.0"

@@ -1,0 +1,206 @@
+"""Decode speed at batch 1: the plain pipeline, raw `model.generate`, and chatkit's recommended path.
+
+All run the same random-weight Llama (about 220M parameters by default), the same chat prompt (the
+embedded model's chat template and tokenizer) and the same number of new tokens, greedy, forced to
+full length. Decode tokens/s excludes the prompt: (N - 1) / (t(N) - t(1)). Every repeat runs every
+method once, interleaved, with a memory-bandwidth measurement, so a change in the machine's load
+hits all of them alike; medians are reported. Prints a table and writes JSON.
+
+    python benchmarks/decode.py                         # CPU, bf16, ~220M parameters
+    python benchmarks/decode.py --dtype float32 --threads 1 --json out.json
+    python benchmarks/decode.py --compile               # also static cache + torch.compile on the CPU
+    python benchmarks/decode.py --gpu                   # 8B-shaped bf16 model on a CUDA GPU
+
+Methods (CPU):
+    pipeline          transformers.pipeline("text-generation")(chat)
+    generate          model.generate(input_ids) on the model as loaded
+    chatkit_reply     chatkit.reply(model, tokenizer, chat) on the same model: chatkit's own overhead
+    chatkit_fast      chatkit.prepare_for_decoding(model) + chatkit.reply(..., **fast_generate_kwargs)
+    static_compile    (--compile) generate with a static cache + torch.compile
+"""
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+import chatkit
+from chatkit import speed
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def timed(fn):
+    speed._sync("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    with torch.inference_mode():
+        fn()
+    speed._sync("cuda" if torch.cuda.is_available() else "cpu")
+    return time.perf_counter() - start
+
+
+def cpu_methods(model, tokenizer, chat, with_compile):
+    """{name: function(new_tokens) -> None} for each method, all on the same weights and prompt."""
+    from transformers import pipeline
+
+    inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True, return_tensors="pt")
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    fast_model = speed.prepare_for_decoding(copy.deepcopy(model))
+    fast_kwargs = speed.fast_generate_kwargs(fast_model)
+
+    def force(n):
+        return dict(max_new_tokens=n, min_new_tokens=n, do_sample=False)
+
+    methods = {
+        "pipeline": lambda n: pipe(chat, **force(n)),
+        "generate": lambda n: model.generate(**inputs, **force(n)),
+        "chatkit_reply": lambda n: chatkit.reply(model, tokenizer, chat, max_new_tokens=n, min_new_tokens=n),
+        "chatkit_fast": lambda n: chatkit.reply(fast_model, tokenizer, chat, max_new_tokens=n, min_new_tokens=n,
+                                                **fast_kwargs),
+    }
+    if with_compile:
+        compiled = speed.static_compile_kwargs(compile_on_cpu=True)
+        methods["static_compile"] = lambda n: model.generate(**inputs, **force(n), **compiled)
+    extra = {"prompt_tokens": int(inputs["input_ids"].shape[1]),
+             "packed_layers": getattr(fast_model, "chatkit_packed_layers", 0)}
+    return methods, extra
+
+
+def gpu_methods(model, new_tokens):
+    vocab = model.config.vocab_size
+    input_ids = torch.randint(3, vocab, (1, 32), generator=torch.Generator().manual_seed(0)).to("cuda")
+    mask = torch.ones_like(input_ids)
+
+    def force(n):
+        return dict(max_new_tokens=n, min_new_tokens=n, do_sample=False)
+
+    compiled = speed.static_compile_kwargs()
+    methods = {
+        "generate": lambda n: model.generate(input_ids, attention_mask=mask, **force(n)),
+        "static_compile": lambda n: model.generate(input_ids, attention_mask=mask, **force(n), **compiled),
+    }
+    return methods, {"prompt_tokens": 32}
+
+
+def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
+    """Interleaved repeats: each repeat measures bandwidth, then t(1) and t(N) of every method (order rotated)."""
+    for fn in methods.values():  # warm-up (and compilation, per length) outside the timed repeats
+        for _ in range(warmups):
+            timed(lambda: fn(1))
+            timed(lambda: fn(new_tokens))
+    firsts = {name: [] for name in methods}
+    totals = {name: [] for name in methods}
+    copies, reads = [], []
+    names = list(methods)
+    for repeat in range(repeats):
+        bw = speed.measure_bandwidth(repeats=3, device=bandwidth_device)
+        copies.append(bw.copy_gb_s)
+        reads.append(bw.read_gb_s)
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # rotate who goes first
+            fn = methods[name]
+            firsts[name].append(timed(lambda: fn(1)))
+            totals[name].append(timed(lambda: fn(new_tokens)))
+    rates = {}
+    for name in methods:
+        per_repeat = [(new_tokens - 1) / max(t - f, 1e-9) for f, t in zip(firsts[name], totals[name])]
+        rates[name] = {
+            "decode_tokens_per_s": statistics.median(per_repeat),
+            "per_repeat": per_repeat,
+            "first_token_s": statistics.median(firsts[name]),
+        }
+    return rates, {"copy_gb_s": statistics.median(copies), "read_gb_s": statistics.median(reads),
+                   "copy_gb_s_per_repeat": copies}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help=f"CPU threads (default: ${speed.THREADS_ENV_VAR} or torch's)")
+    parser.add_argument("--compile", action="store_true", help="also time static cache + torch.compile on the CPU")
+    parser.add_argument("--gpu", action="store_true", help="8B-shaped random bf16 model on CUDA (needs a GPU)")
+    parser.add_argument("--json", help="write the results here as JSON")
+    args = parser.parse_args(argv)
+
+    chatkit.quiet()
+    threads = speed.set_threads(args.threads)
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(), "threads": threads, "load_average": os.getloadavg(),
+        "torch": torch.__version__, "transformers": chatkit.package_versions(["transformers"])["transformers"],
+        "new_tokens": args.new_tokens, "repeats": args.repeats,
+    }
+    if args.gpu:
+        if not torch.cuda.is_available():
+            print("--gpu: no CUDA GPU visible to torch; nothing measured.", file=sys.stderr)
+            return 2
+        # Llama-3-8B's shapes, random bf16 weights built directly on the GPU
+        config = speed.llama_config(4096, 32, vocab_size=128256, intermediate_size=14336, head_dim=128, kv_heads=8)
+        model = speed.random_model(config, "bfloat16", device="cuda")
+        methods, extra = gpu_methods(model, args.new_tokens)
+        device = "cuda"
+        result["gpu"] = torch.cuda.get_device_name(0)
+    else:
+        tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
+        config = speed.llama_config(args.hidden, args.layers, vocab_size=len(tokenizer))
+        model = speed.random_model(config, args.dtype)
+        chat = [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Explain in one paragraph why decoding is limited by memory bandwidth."},
+        ]
+        methods, extra = cpu_methods(model, tokenizer, chat, args.compile)
+        device = "cpu"
+    result.update(extra)
+    bytes_per_token = speed.weight_bytes_per_token(model)
+    result.update(model_parameters=sum(p.numel() for p in model.parameters()),
+                  dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+                  weight_bytes_per_token=bytes_per_token)
+    rates, bandwidth = run(methods, args.new_tokens, args.repeats, device)
+    result["bandwidth"] = bandwidth
+    for name, r in rates.items():
+        r["gb_s"] = r["decode_tokens_per_s"] * bytes_per_token / 1e9
+        r["fraction_of_copy_bandwidth"] = r["gb_s"] / bandwidth["copy_gb_s"]
+    result["methods"] = rates
+    base = rates["generate"]["decode_tokens_per_s"]
+    result["ratios_to_generate"] = {name: r["decode_tokens_per_s"] / base for name, r in rates.items()}
+    if "chatkit_reply" in rates:
+        # overhead of chatkit's wrapper: time per token relative to raw generate on the same model
+        result["chatkit_overhead"] = base / rates["chatkit_reply"]["decode_tokens_per_s"] - 1
+    result["load_average_after"] = os.getloadavg()
+
+    print(f"{result['model_parameters'] / 1e6:.0f}M parameters, {result['dtype']}, "
+          f"{bytes_per_token / 1e6:.0f} MB of weights per token, {threads} thread(s), "
+          f"copy bandwidth {bandwidth['copy_gb_s']:.1f} GB/s (median of repeats)")
+    print(f"{'method':<16} {'tok/s':>8} {'GB/s':>7} {'% copy bw':>10} {'÷ generate':>11}")
+    for name, r in rates.items():
+        print(f"{name:<16} {r['decode_tokens_per_s']:8.1f} {r['gb_s']:7.1f} "
+              f"{100 * r['fraction_of_copy_bandwidth']:9.0f}% {result['ratios_to_generate'][name]:10.2f}x")
+    if "chatkit_overhead" in result:
+        print(f"chatkit.reply overhead over raw generate: {100 * result['chatkit_overhead']:+.1f}%")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
