@@ -23,6 +23,7 @@ import ipywidgets as widgets
 from .chat import validate_chat
 from .generation import generation_settings, stream_reply
 from .loading import default_model, describe_model, load_model
+from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -68,6 +69,7 @@ class _Job:
         self.stop_event = threading.Event()
         self.thread = None
         self.cancelled = False  # set by reset / a new history: the job's result is thrown away
+        self.notes = []  # what was adapted in the chat the model saw, for the status line
 
 
 class ChatWidget:
@@ -84,6 +86,10 @@ class ChatWidget:
     does, when it loses focus with new text in it). While a reply streams, `history` ends with the
     user's message; the reply is added when it finishes or is stopped. A failed generation removes
     the user's message again and puts its text back in the input box.
+
+    What the model sees is the history, adapted when it must be (the widget says so): a system
+    message that the chat template rejects is folded into the first user message, and when the chat
+    outgrows the model's context window the oldest turns are left out. `history` keeps everything.
     """
 
     def __init__(self, model, tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=256,
@@ -259,9 +265,31 @@ class ChatWidget:
 
     # ----------------------------------------------------------------- the background stream
 
+    def _model_chat(self, chat, max_new_tokens):
+        """The chat as the model gets it, and notes for the reader on what was adapted."""
+        notes = []
+        _, folded = apply_template_with_fallback(
+            self.tokenizer, chat, announce=False, tokenize=False, add_generation_prompt=True
+        )
+        if folded:
+            chat = fold_system_message(chat)
+            notes.append("This model's chat template rejects system messages: the system prompt was "
+                         "folded into the first user message.")
+        context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if isinstance(context, int) and context > 0:
+            chat, dropped = fit_to_context(chat, self.tokenizer, context, max_new_tokens=max_new_tokens,
+                                           announce=False)
+            if dropped:
+                notes.append(f"The {dropped} oldest messages were left out to fit the model's context of "
+                             f"{context} tokens (the history keeps them).")
+        return chat, notes
+
     def _stream(self, job, chat, settings, reply_view, text):
         reply = ""
         try:
+            chat, job.notes = self._model_chat(chat, settings["max_new_tokens"])
+            if job.notes and not job.cancelled:
+                self._show_status(" ".join(job.notes + ["replying…"]))
             for piece in stream_reply(self.model, self.tokenizer, chat, stop_event=job.stop_event, **settings):
                 reply += piece
                 if not job.cancelled:
@@ -283,7 +311,7 @@ class ChatWidget:
             self._job = None
         if failed is None:
             stopped = job.stop_event.is_set()
-            self._show_status("stopped" if stopped else "")
+            self._show_status(" ".join((["Stopped."] if stopped else []) + job.notes))
         else:
             text, error = failed
             self._render_view()

@@ -167,7 +167,7 @@ def test_stop_keeps_the_text_so_far(widget, monkeypatch):
     widget.stop_button.click()
     assert widget.wait(10)
     assert widget.history[-1] == {"role": "assistant", "content": "Once"}
-    assert "stopped" in widget.status.value
+    assert "Stopped." in widget.status.value
     assert not widget.send_button.disabled and widget.stop_button.disabled
 
 
@@ -177,7 +177,7 @@ def test_stop_ends_real_generation(embedded):
     widget.send("Hi")
     widget.stop()
     assert widget.wait(30)
-    assert "stopped" in widget.status.value
+    assert "Stopped." in widget.status.value
     history = widget.history
     assert history[-1]["role"] == "assistant"
     full = reply(model, tokenizer, history[:-1], max_new_tokens=64)
@@ -271,22 +271,74 @@ def test_a_failed_generation_is_shown_and_the_widget_still_works(widget, monkeyp
     assert "chatkit-error" not in widget.status.value
 
 
-def test_a_template_that_rejects_the_chat_shows_its_error(embedded):
-    model, tokenizer = embedded
+def with_template_prefix(tokenizer, prefix):
     strict = copy.deepcopy(tokenizer)
-    strict.chat_template = (
-        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
-        + tokenizer.chat_template
+    strict.chat_template = prefix + tokenizer.chat_template
+    return strict
+
+
+def test_a_template_that_rejects_every_chat_shows_its_error(embedded):
+    model, tokenizer = embedded
+    broken = with_template_prefix(tokenizer, "{{ raise_exception('This template takes no chats') }}")
+    widget = ChatWidget(model, broken, max_new_tokens=MAX_NEW_TOKENS)
+    widget.send("Hi")
+    assert widget.wait(30)
+    assert "chatkit-error" in widget.status.value and "This template takes no chats" in widget.status.value
+    assert len(widget.history) == 1 and widget.input.value == "Hi"
+
+
+def test_a_rejected_system_message_is_folded_into_the_first_user_message(embedded, monkeypatch):
+    model, tokenizer = embedded
+    no_system = with_template_prefix(
+        tokenizer,
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}",
     )
-    widget = ChatWidget(model, strict, max_new_tokens=MAX_NEW_TOKENS)
+    stream = ScriptedStream(["Arr!"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget = ChatWidget(model, no_system, system_prompt="You are a pirate.")
+    widget.send("Hi")
+    stream.let_through()
+    assert widget.wait(10)
+    assert stream.chats[-1] == [{"role": "user", "content": "You are a pirate.\n\nHi"}]
+    assert widget.history == [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Arr!"},
+    ]
+    assert "folded" in widget.status.value and "chatkit-error" not in widget.status.value
+
+
+def test_a_long_chat_is_cut_to_the_context_window_for_the_model_only(widget, embedded, monkeypatch):
+    model, tokenizer = embedded
+    context = model.config.max_position_embeddings
+    long_turns = []
+    for index in range(12):
+        long_turns += [
+            {"role": "user", "content": f"question {index}: " + "tell me more " * 10},
+            {"role": "assistant", "content": f"answer {index}: " + "here is more " * 10},
+        ]
+    widget.history = [{"role": "system", "content": "Be terse."}] + long_turns
+    assert chatkit.count_prompt_tokens(widget.history + [{"role": "user", "content": "Last one"}], tokenizer) > context
+    stream = ScriptedStream(["ok"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.send("Last one")
+    stream.let_through()
+    assert widget.wait(10)
+    seen = stream.chats[-1]
+    assert seen[0] == {"role": "system", "content": "Be terse."} and seen[-1]["content"] == "Last one"
+    assert len(seen) < len(widget.history) - 1
+    assert chatkit.count_prompt_tokens(seen, tokenizer) + MAX_NEW_TOKENS <= context
+    assert "oldest messages were left out" in widget.status.value
+    assert len(widget.history) == 1 + len(long_turns) + 2  # the widget's history keeps everything
+
+
+def test_max_new_tokens_beyond_the_context_is_an_error_in_the_widget(widget, embedded):
+    model, _ = embedded
+    widget.max_new_tokens.value = model.config.max_position_embeddings + 10
     widget.send("Hi")
     assert widget.wait(30)
-    assert "System role not supported" in widget.status.value
-    assert len(widget.history) == 1
-    widget.system_prompt.value = ""
-    widget.send("Hi")
-    assert widget.wait(30)
-    assert [m["role"] for m in widget.history] == ["user", "assistant"]
+    assert "chatkit-error" in widget.status.value and "max_new_tokens" in widget.status.value
+    assert not widget.busy
 
 
 def test_message_html_escapes_and_marks_empty_replies():
