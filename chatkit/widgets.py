@@ -26,6 +26,7 @@ from .loading import default_model, describe_model, load_model
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
 
 # Inline styles (no stylesheet to install): one colour per role, text kept as written.
 _BUBBLE_STYLE = {
@@ -94,6 +95,12 @@ class ChatWidget:
 
     def __init__(self, model, tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=256,
                  temperature=0.0, history=None):
+        generation_settings(max_new_tokens=max_new_tokens, temperature=temperature)  # ValueError if impossible
+        if max_new_tokens > MAX_NEW_TOKENS_LIMIT:
+            raise ValueError(f"max_new_tokens={max_new_tokens} is more than this widget offers "
+                             f"({MAX_NEW_TOKENS_LIMIT}); pass a smaller value")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ValueError(f"system_prompt must be a string (or None for none), got {type(system_prompt).__name__}")
         self.model = model
         self.tokenizer = tokenizer
         self._messages = []  # the chat without its system message (that lives in the system field)
@@ -102,12 +109,12 @@ class ChatWidget:
         self._setting_input = False
 
         self.system_prompt = widgets.Textarea(
-            value=system_prompt, description="System", rows=2,
+            value=system_prompt or "", description="System", rows=2,
             placeholder="optional: how the assistant should behave",
             layout=widgets.Layout(width="98%"),
         )
         self.max_new_tokens = widgets.BoundedIntText(
-            value=max_new_tokens, min=1, max=32768, description="max new tokens",
+            value=max_new_tokens, min=1, max=MAX_NEW_TOKENS_LIMIT, description="max new tokens",
             style={"description_width": "initial"}, layout=widgets.Layout(width="190px"),
         )
         self.decoding = widgets.ToggleButtons(
@@ -115,7 +122,7 @@ class ChatWidget:
             style={"button_width": "70px"},
         )
         self.temperature = widgets.FloatSlider(
-            value=temperature if temperature > 0 else 0.7, min=0.05, max=2.0, step=0.05,
+            value=temperature if temperature > 0 else 0.7, min=0.05, max=max(2.0, temperature), step=0.05,
             description="temperature", disabled=temperature == 0, readout_format=".2f",
             style={"description_width": "initial"},
         )

@@ -158,6 +158,30 @@ def test_settings_reach_the_stream(widget, monkeypatch):
     assert widget.settings == {"max_new_tokens": 7, "do_sample": False}
 
 
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"temperature": -0.5}, "temperature must be 0 or more"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be a positive"),
+        ({"max_new_tokens": 10**6}, "more than this widget offers"),
+        ({"system_prompt": 42}, "system_prompt must be a string"),
+    ],
+)
+def test_impossible_settings_are_refused_up_front(embedded, settings, message):
+    model, tokenizer = embedded
+    with pytest.raises(ValueError, match=message):
+        ChatWidget(model, tokenizer, **settings)
+
+
+def test_constructor_settings_fill_the_controls(embedded):
+    model, tokenizer = embedded
+    widget = ChatWidget(model, tokenizer, system_prompt=None, max_new_tokens=33, temperature=3.0)
+    assert widget.system_prompt.value == "" and widget.history == []
+    assert widget.max_new_tokens.value == 33
+    assert widget.decoding.value == "sample" and widget.temperature.value == 3.0
+    assert widget.settings == {"max_new_tokens": 33, "do_sample": True, "temperature": 3.0}
+
+
 def test_stop_keeps_the_text_so_far(widget, monkeypatch):
     stream = ScriptedStream(["Once", " upon", " a", " time"])
     monkeypatch.setattr(chat_widgets, "stream_reply", stream)
