@@ -730,6 +730,18 @@ def _hub_safetensors_total(repo_id):
     return info.safetensors.total if info.safetensors else None
 
 
+def _hub_refusal(repo_id, error):
+    """Why the Hub did not hand over a config.json, in words."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(error, GatedRepoError):
+        return (f"{repo_id} is gated on the Hub (accept its licence on the model page and set HF_TOKEN "
+                "to read its config.json)")
+    if isinstance(error, RepositoryNotFoundError):
+        return f"the Hub has no repository {repo_id} (or it is private)"
+    return f"the Hub did not return {repo_id}'s config.json ({type(error).__name__})"
+
+
 def model_facts(name, online=None):
     """Architecture and published size of a model: from a folder, the Hub, or chatkit's catalogue.
 
@@ -746,7 +758,7 @@ def model_facts(name, online=None):
         >>> model_facts("Mixtral-8x7B-Instruct-v0.1").config["num_local_experts"]   # doctest: +SKIP
         8
     """
-    from .loading import describe_model, hub_offline_requested, hub_reachable
+    from .loading import describe_model, hub_reachable
 
     name = str(name).strip()
     folder = Path(name).expanduser()
@@ -760,7 +772,7 @@ def model_facts(name, online=None):
     entry = find_in_catalog(name)
     repo_id = entry.repo_id if entry else name
     reachable = False if online is False else hub_reachable()
-    reason = "offline (HF_HUB_OFFLINE=1)" if hub_offline_requested() else "the Hub cannot be reached"
+    reason = "the Hub cannot be reached (no network, or HF_HUB_OFFLINE=1)"
     if online is False:
         reason = "online=False"
     if "/" in repo_id and online is not False:
@@ -768,7 +780,7 @@ def model_facts(name, online=None):
             config = _hub_config(repo_id, local_only=not reachable)
         except (OSError, ValueError) as error:  # offline and not cached, gated, unknown repo
             if reachable:
-                reason = f"the Hub answered {type(error).__name__}"
+                reason = _hub_refusal(repo_id, error)
         else:
             total, total_source = None, ""
             if reachable:

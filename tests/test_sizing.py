@@ -9,6 +9,9 @@ fakes of the two huggingface_hub calls it makes.
 import json
 import logging
 import math
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -364,7 +367,7 @@ def empty_hub_cache(tmp_path, monkeypatch):
 def test_offline_the_catalogue_answers_and_says_why(empty_hub_cache):
     facts = sizing.model_facts("mistralai/Mixtral-8x7B-Instruct-v0.1")
     assert facts.source == "chatkit's offline catalogue"
-    assert "HF_HUB_OFFLINE=1" in facts.message and "catalogue" in facts.message
+    assert "cannot be reached" in facts.message and "catalogue" in facts.message
     assert facts.params == 46_702_792_704 and facts.active_params == 12.9e9
     assert sizing.model_facts("mixtral-8x7b-instruct-v0.1").label == facts.label  # bare name, any case
 
@@ -407,6 +410,32 @@ def test_online_reads_config_json_and_the_safetensors_count_without_weights(monk
     assert facts.source == "config.json from the Hugging Face Hub"
     assert facts.params == 123 and "safetensors" in facts.params_source
     assert facts.config["model_type"] == "llama"  # what the (fake) Hub returned, not the catalogue
+
+
+def test_gated_and_unknown_repos_fall_back_to_the_catalogue_with_real_hub_errors(tmp_path):
+    """Real huggingface_hub errors, from a local server that answers as the Hub does (tests/fake_hub.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_hub import fake_hub
+
+    code = (
+        "from chatkit import sizing\n"
+        "print('CATALOG', sizing.model_facts('meta-llama/Meta-Llama-3-8B-Instruct').message)\n"
+        "for name in ['acme/gated-model', 'acme/no-such-model']:\n"
+        "    try:\n"
+        "        sizing.model_facts(name)\n"
+        "    except LookupError as error:\n"
+        "        print('LOOKUP', error)\n"
+    )
+    with fake_hub() as url:  # answers 401 GatedRepo for names containing "gated", else 404
+        env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path))
+        env.pop("HF_TOKEN", None)
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    catalog, gated, unknown = result.stdout.splitlines()
+    assert catalog.startswith("CATALOG the Hub has no repository meta-llama/Meta-Llama-3-8B-Instruct")
+    assert "using chatkit's offline catalogue" in catalog
+    assert "acme/gated-model is gated on the Hub" in gated and "HF_TOKEN" in gated
+    assert "the Hub has no repository acme/no-such-model" in unknown
 
 
 # ------------------------------------------------------------------------------------ hardware
