@@ -315,7 +315,6 @@ class ChatWidget:
                 self._messages.append({"role": "assistant", "content": reply})
             else:
                 self._messages.pop()  # the user's message: it never got a reply
-            self._job = None
         if failed is None:
             stopped = job.stop_event.is_set()
             self._show_status(" ".join((["Stopped."] if stopped else []) + job.notes))
@@ -327,6 +326,9 @@ class ChatWidget:
             self._show_status(f"The reply failed ({type(error).__name__}: {error}). "
                               "Your message is back in the input box.", error=True)
         self._show_busy(False)
+        with self._lock:  # idle only now, so a new message cannot start before the buttons are reset
+            if self._job is job:
+                self._job = None
 
     def _cancel_job(self, timeout=10):
         """Stop the current reply, wait briefly for it to end, and make sure its result is dropped."""
