@@ -150,18 +150,32 @@ def load_tokenizer(name, **kwargs):
         _raise_helpful(name, error)
 
 
-def load_model(name, dtype="auto", device_map="auto", **kwargs):
+def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kwargs):
     """Load a causal LM and its tokenizer with safe defaults; return `(model, tokenizer)`.
 
     Defaults: `dtype="auto"` (the checkpoint's own dtype), safetensors only, no remote code,
     `device_map="auto"` (GPU when there is one). Any `from_pretrained` keyword may be passed
     (`quantization_config=...`, `dtype=torch.bfloat16`, ...).
+
+    Memory guard: before any weight is read, the need is estimated from the config
+    (`chatkit.memory.check_fits`); when it exceeds the memory available (GPU memory, else RAM),
+    `chatkit.memory.NotEnoughMemoryError` names the smaller options. `allow_oversize=True` skips it.
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .memory import guard_loading
 
     kwargs.setdefault("use_safetensors", True)
     kwargs.setdefault("trust_remote_code", False)
     tokenizer = load_tokenizer(name, trust_remote_code=kwargs["trust_remote_code"])
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=kwargs["trust_remote_code"])
+    except OSError as error:
+        _raise_helpful(name, error)
+    except ValueError:  # an architecture transformers does not know: from_pretrained will say so
+        config = None
+    if config is not None:
+        guard_loading(name, config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             name, dtype=dtype, device_map=device_map, **kwargs

@@ -24,8 +24,7 @@ Example:
 import os
 import sys
 import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GiB = 2**30
 MiB = 2**20
@@ -167,6 +166,24 @@ def _rss_bytes():
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def release_free_memory():
+    """Collect garbage and hand freed heap memory back to the OS (glibc's malloc_trim on Linux).
+
+    Freed memory that the C allocator keeps counts in the resident memory and is reused silently;
+    a measurement that starts after this sees what the measured block itself needs.
+    """
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass
+
+
 def _reset_high_water_mark():
     """Reset the kernel's peak-RSS counter (Linux ≥ 4.0); True when it worked."""
     if not sys.platform.startswith("linux"):
@@ -196,15 +213,17 @@ class PeakMemory:
     after `reset_peak_memory_stats`, i.e. tensors only (the CUDA context is not counted).
 
     After the block: `start_bytes`, `end_bytes`, `peak_bytes` and `increase_bytes` (peak - start).
-    Other threads of the process (and garbage not yet freed) count too: measure in a quiet process.
+    With `release=True` (default) garbage is collected and freed heap memory returned to the OS
+    first (`release_free_memory`), so the start is not inflated by memory the block would reuse.
+    Other threads of the process count too: measure in a quiet process.
     """
 
-    def __init__(self, device="cpu", interval=0.001):
+    def __init__(self, device="cpu", interval=0.001, release=True):
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}.")
         if interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, not {interval!r}.")
-        self.device, self.interval = device, interval
+        self.device, self.interval, self.release = device, interval, release
         self.start_bytes = self.end_bytes = self.peak_bytes = None
         self.samples = 0
         self.exact = False  # True when the kernel's high-water mark was used (Linux)
@@ -223,6 +242,8 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.start_bytes = torch.cuda.memory_allocated()
             return self
+        if self.release:
+            release_free_memory()
         self.start_bytes = _rss_bytes()
         self._sampled_peak = self.start_bytes
         self.exact = _reset_high_water_mark()
@@ -390,21 +411,23 @@ def loading_estimate(model, dtype="auto", quantization_config=None, *, config=No
 
     if config is None:
         config = model if not isinstance(model, (str, os.PathLike)) else as_config(str(model))
-    if context_length is None:  # the default context, but never more than the model can take
-        limit = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
-        context_length = min(DEFAULT_CONTEXT_LENGTH, limit)
     base = _checkpoint_dtype(config) if dtype in (None, "auto") else normalize_dtype(dtype)
     quantized, double_quant = _quantization_key(quantization_config)
     if quantized and base not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"with quantization_config, dtype must be a float dtype (bf16, fp16, fp32), not {dtype!r}.")
-    return estimate_memory(
+    estimate = estimate_memory(
         config,
         quantized or base,
-        context_length=context_length,
+        context_length=DEFAULT_CONTEXT_LENGTH if context_length is None else context_length,
         overhead=DEFAULT_OVERHEAD if overhead is None else overhead,
         base_dtype=base if quantized else "bf16",
         double_quant=double_quant,
     )
+    if isinstance(model, (str, os.PathLike)):
+        from .loading import describe_model
+
+        estimate = replace(estimate, model=describe_model(str(model)))
+    return estimate
 
 
 def check_fits(model, dtype="auto", quantization_config=None, *, config=None, available_bytes=None,
@@ -468,13 +491,16 @@ def guard_loading(model, config, dtype="auto", quantization_config=None, device_
     """What `chatkit.load_model` runs before reading weights: `check_fits`, skipped where it cannot judge.
 
     Returns the estimate, or None when the architecture cannot be sized (a model type sizing cannot
-    build, a quantization method other than bitsandbytes): then loading proceeds unguarded.
+    build, a quantization method other than bitsandbytes, e.g. a GPTQ or AWQ checkpoint): then
+    loading proceeds unguarded. A checkpoint saved quantized is sized as its config says.
     """
     if allow_oversize:
         return None
+    if quantization_config is None:
+        quantization_config = getattr(config, "quantization_config", None)
     try:
-        estimate = loading_estimate(model, dtype, quantization_config, config=config)
-    except (ValueError, LookupError):
+        loading_estimate(model, dtype, quantization_config, config=config)
+    except Exception:  # the guard is advisory: what sizing cannot size must still load
         return None
     device = "cpu" if device_map in ("cpu", {"": "cpu"}) else None
     return check_fits(model, dtype, quantization_config, config=config, device=device)

@@ -1,0 +1,178 @@
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+import chatkit
+from chatkit import memory, sizing
+
+# Loading arguments per precision, as the notebook uses them: (from_pretrained keywords).
+PRECISIONS = {
+    "fp32": dict(dtype=torch.float32),
+    "bf16": dict(dtype=torch.bfloat16),
+    "int8": dict(dtype=torch.float16, quantization_config=BitsAndBytesConfig(load_in_8bit=True)),
+    "nf4": dict(dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)),
+    "nf4-dq": dict(dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16)),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy machine more threads stall each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A 3.7M-parameter Llama (GQA, tied embeddings) saved once: big enough for realistic overheads."""
+    folder = tmp_path_factory.mktemp("llama-3.7m")
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
+                         num_key_value_heads=4, vocab_size=2048, tie_word_embeddings=True,
+                         max_position_embeddings=1024)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(chatkit.embedded_model_path()).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    chatkit.quiet()
+    models = {}
+    for name, kwargs in PRECISIONS.items():
+        models[name] = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+        memory.disable_bnb_cpu_repacking(models[name])
+    return models
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_measured_footprint_matches_the_sizing_estimate_within_2_percent(loaded, model_dir, precision):
+    model = loaded[precision]
+    kwargs = PRECISIONS[precision]
+    measured = memory.model_footprint(model)
+    estimate = memory.loading_estimate(model_dir, kwargs["dtype"], kwargs.get("quantization_config"),
+                                       context_length=0, overhead=0)
+    assert abs(estimate.weights - measured) / measured < 0.02
+    assert estimate.total == estimate.weights  # no KV cache, no overhead asked for
+    assert measured == sizing.stored_bytes(model)  # the two measurements agree
+    assert measured >= model.get_memory_footprint()
+
+
+def test_breakdown_shows_what_each_precision_stores(loaded):
+    fp32 = memory.footprint_breakdown(loaded["fp32"])
+    assert set(fp32) == {"float32"}
+    bf16 = memory.footprint_breakdown(loaded["bf16"])
+    assert bf16["bfloat16"] * 2 == pytest.approx(fp32["float32"], rel=1e-4)
+    int8 = memory.footprint_breakdown(loaded["int8"])
+    assert {"int8", "float16", "quant_state"} <= set(int8)
+    nf4, nf4_dq = (memory.footprint_breakdown(loaded[p]) for p in ("nf4", "nf4-dq"))
+    assert nf4["uint8"] * 2 == int8["int8"]  # two 4-bit weights per byte
+    assert nf4_dq["quant_state"] < nf4["quant_state"] / 2  # double quantization shrinks the scales
+    # what get_memory_footprint leaves out is exactly the quantization state
+    assert memory.model_footprint(loaded["nf4"]) - loaded["nf4"].get_memory_footprint() == nf4["quant_state"]
+
+
+def test_4bit_footprint_is_stable_through_a_forward_pass(loaded):
+    model = loaded["nf4-dq"]
+    assert all(not getattr(m, "support_avx512bf16_for_cpu", False) for m in model.modules())
+    before = memory.model_footprint(model)
+    with torch.no_grad():
+        model(torch.tensor([[1, 2, 3, 4]]))
+    assert memory.model_footprint(model) == before
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "nf4"])
+def test_kv_cache_measured_equals_the_formula(loaded, precision):
+    rows = memory.measure_kv_cache(loaded[precision], [8, 64, 200], batch_size=2)
+    assert [r.tokens for r in rows] == [8, 64, 200]
+    for row in rows:
+        assert row.measured_bytes == row.formula_bytes > 0
+    bytes_per_value = 4 if precision == "fp32" else 2
+    assert rows[0].measured_bytes == 2 * 4 * 4 * 32 * bytes_per_value * 8 * 2  # 2·layers·kv_heads·head_dim·B·T·batch
+
+
+def test_kv_cache_bad_input(loaded):
+    with pytest.raises(ValueError, match="positive whole numbers"):
+        memory.measure_kv_cache(loaded["fp32"], [0])
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        memory.measure_kv_cache(loaded["fp32"], [5000])
+    with pytest.raises(ValueError, match="transformers Cache"):
+        memory.cache_bytes("not a cache")
+
+
+def test_guard_refuses_with_the_smaller_options_and_the_override_works(model_dir):
+    fp32 = memory.loading_estimate(model_dir, torch.float32)
+    nf4 = memory.loading_estimate(model_dir, "bf16", {"load_in_4bit": True, "bnb_4bit_use_double_quant": True})
+    available = (fp32.total + nf4.total) // 2  # room for 4-bit, not for fp32
+    with pytest.raises(memory.NotEnoughMemoryError) as info:
+        memory.check_fits(model_dir, torch.float32, available_bytes=available)
+    message = str(info.value)
+    for option in ("- bf16:", "- int8:", "- 4bit:", "a smaller model", "allow_oversize=True"):
+        assert option in message
+    assert "4bit: about" in message and message.count("(fits)") >= 1
+    assert memory.check_fits(model_dir, torch.float32, available_bytes=available, allow_oversize=True) == fp32
+    assert memory.check_fits(model_dir, torch.float32, available_bytes=fp32.total) == fp32
+
+
+def test_guard_only_names_options_smaller_than_the_one_asked_for(model_dir):
+    with pytest.raises(memory.NotEnoughMemoryError) as info:
+        memory.check_fits(model_dir, "bf16", BitsAndBytesConfig(load_in_8bit=True), available_bytes=1000)
+    message = str(info.value)
+    assert "in int8 needs" in message and "- 4bit:" in message and "- bf16:" not in message
+
+
+def test_load_model_is_guarded_and_can_be_overridden(model_dir, monkeypatch):
+    monkeypatch.setattr(memory, "machine_memory", lambda device=None: memory.MachineMemory("cpu", 10**6, 10**5))
+    with pytest.raises(memory.NotEnoughMemoryError, match="system RAM: 97.7 KiB available"):
+        chatkit.load_model(model_dir)
+    model, _ = chatkit.load_model(model_dir, allow_oversize=True)
+    assert model.dtype == torch.float32
+
+
+def test_guard_skips_what_it_cannot_size(model_dir):
+    config = LlamaConfig.from_pretrained(model_dir)
+    assert memory.guard_loading(model_dir, config, quantization_config={"quant_method": "gptq"}) is None
+    assert memory.guard_loading(model_dir, config, allow_oversize=True) is None
+    assert memory.guard_loading(model_dir, config).dtype == "fp32"
+    config.quantization_config = {"quant_method": "awq", "bits": 4}  # a checkpoint saved quantized
+    assert memory.guard_loading(model_dir, config) is None
+    config.quantization_config = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    assert memory.guard_loading(model_dir, config).dtype == "4bit"
+
+
+def test_peak_memory_sees_a_short_spike():
+    with memory.PeakMemory() as peak:
+        spike = torch.ones(16 * 2**20)  # 64 MiB, touched, then freed at once
+        del spike
+    assert peak.increase_bytes >= 60 * memory.MiB
+    assert peak.end_bytes < peak.start_bytes + 32 * memory.MiB
+
+
+def test_peak_memory_sampler_alone_sees_a_spike(monkeypatch):
+    monkeypatch.setattr(memory, "_reset_high_water_mark", lambda: False)  # as on macOS / Windows
+    with memory.PeakMemory(interval=0.001) as peak:
+        spike = torch.ones(16 * 2**20)
+        time.sleep(0.05)
+        del spike
+    assert not peak.exact and peak.samples > 0
+    assert peak.increase_bytes >= 60 * memory.MiB
+
+
+def test_machine_memory_and_format_bytes():
+    ram = memory.machine_memory("cpu")
+    assert ram.device == "cpu" and ram.total_bytes >= ram.available_bytes > 0
+    assert ram.describe().startswith("system RAM: ")
+    with pytest.raises(ValueError, match="device must be"):
+        memory.machine_memory("tpu")
+    assert memory.format_bytes(37.1 * memory.GiB) == "37.1 GiB"
+    assert memory.format_bytes(3 * memory.MiB // 2) == "1.5 MiB"
+    assert memory.format_bytes(980) == "980 B"
+    with pytest.raises(ValueError, match="device must be"):
+        memory.PeakMemory("tpu")
