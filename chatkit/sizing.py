@@ -27,7 +27,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -361,13 +361,7 @@ def count_parameters(config):
     # Keep only what can change shapes; nested sub-configs and generation settings do not.
     fields = {k: v for k, v in fields.items() if k not in {"transformers_version", "architectures"}}
     counted = _count(built.model_type, json.dumps(fields, sort_keys=True, default=str))
-    return _with_config(counted, built)
-
-
-def _with_config(counted, config):
-    from dataclasses import replace
-
-    return replace(counted, config=config)
+    return replace(counted, config=built)  # the cached count, with this config attached for the KV cache
 
 
 # ------------------------------------------------------------------------------------- KV cache
