@@ -13,6 +13,9 @@ choosing and loading a model, checking chats. Each module has one concern:
   tables; catalog: `CATALOG` (well-known open chat models' architectures, offline)
 - speed: `measure_bandwidth()`, `decode_speed()`, `compare_assisted()`, `prepare_for_decoding()` (the
   recommended fast path); plotting: `plot_speed_vs_bytes()` and the other plots of notebook 05
+- memory: `model_footprint()`, `footprint_breakdown()`, `PeakMemory`, `machine_memory()`,
+  `measure_kv_cache()`, the memory guard `check_fits()` / `NotEnoughMemoryError`
+- quality: `next_token_agreement()`, `perplexity()`, `held_out_chats()` (the cost of a precision)
 """
 
 from .chat import ROLES, validate_chat
@@ -64,5 +67,16 @@ from .speed import (
     weight_bytes_per_token,
 )
 from .plotting import plot_bars, plot_first_token, plot_speed_vs_bytes
+from .memory import (
+    NotEnoughMemoryError,
+    PeakMemory,
+    check_fits,
+    disable_bnb_cpu_repacking,
+    footprint_breakdown,
+    machine_memory,
+    measure_kv_cache,
+    model_footprint,
+)
+from .quality import held_out_chats, next_token_agreement, perplexity
 
 __version__ = "0.1.0"
