@@ -82,6 +82,13 @@ def test_chat_widget_answers_in_jupyterlab(lab_pages):
     )
     assert [text.strip() for text in output] == [f"{history_before + 2} ['user', 'assistant'] {MESSAGE}"]
 
+    # Reset, clicked in the browser, empties the conversation and keeps the system prompt.
+    chat.locator("button.chatkit-reset").click()
+    page.wait_for_function(
+        "chat => chat.querySelectorAll('.chatkit-view .chatkit-message').length === 0", arg=chat.element_handle()
+    )
+    assert chat.locator(".chatkit-system textarea").input_value() == system_prompt
+
 
 def test_quickstart_runs_in_jupyterlab_without_errors(lab_pages):
     lab_page = lab_pages["01_quickstart.ipynb"]
