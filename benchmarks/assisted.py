@@ -39,6 +39,7 @@ GROUNDED = [{"role": "user", "content": "What is a KV cache? A KV cache keeps th
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target-mb", type=int, default=400, help="weight MB the padded target reads per token")
+    parser.add_argument("--chat", default=None, help="chat model folder (default: chatkit's embedded model)")
     parser.add_argument("--draft", default=None, help="draft model folder (default: chatkit's embedded draft)")
     parser.add_argument("--new-tokens", type=int, default=96, help="at most this many new tokens per reply")
     parser.add_argument("--repeats", type=int, default=3)
@@ -53,7 +54,7 @@ def main(argv=None):
     if not os.path.isdir(draft_path):
         print(f"no draft model at {chatkit.describe_model(draft_path)}; pass --draft FOLDER", file=sys.stderr)
         return 2
-    chat_model, tokenizer = chatkit.load_model(chatkit.embedded_model_path(), device_map=None)
+    chat_model, tokenizer = chatkit.load_model(args.chat or chatkit.embedded_model_path(), device_map=None)
     draft, _ = chatkit.load_model(draft_path, device_map=None)
     width = speed.intermediate_size_for(chat_model, args.target_mb * 10**6)
     target = speed.zero_pad_mlp(chat_model, width)
@@ -66,7 +67,7 @@ def main(argv=None):
         "draft_parameters": sum(p.numel() for p in draft.parameters()),
         "target_intermediate_size": width, "runs": [],
     }
-    print(f"target: embedded chat model zero-padded to {result['target_weight_bytes_per_token'] / 1e6:.0f} MB/token; "
+    print(f"target: {chatkit.describe_model(args.chat or chatkit.embedded_model_path())} zero-padded to {result['target_weight_bytes_per_token'] / 1e6:.0f} MB/token; "
           f"draft {result['draft_parameters'] / 1e6:.2f}M parameters; {threads} thread(s)")
     print(f"{'method':<14} {'prompt':<44} {'new':>4} {'greedy':>7} {'fast':>7} {'speedup':>8} "
           f"{'tok/pass':>8} {'accept':>7} {'same':>5}")

@@ -1,12 +1,12 @@
 """Decode speed at batch 1: the plain pipeline, raw `model.generate`, and chatkit's recommended path.
 
-All run the same random-weight Llama (about 220M parameters by default), the same chat prompt (the
-embedded model's chat template and tokenizer) and the same number of new tokens, greedy, forced to
+All run the same random-weight Llama (about 200M parameters by default: hidden 1024, 16 layers), the
+same chat prompt (the embedded model's chat template and tokenizer) and the same number of new tokens, greedy, forced to
 full length. Decode tokens/s excludes the prompt: (N - 1) / (t(N) - t(1)). Every repeat runs every
 method once, interleaved, with a memory-bandwidth measurement, so a change in the machine's load
 hits all of them alike; medians are reported. Prints a table and writes JSON.
 
-    python benchmarks/decode.py                         # CPU, bf16, ~220M parameters
+    python benchmarks/decode.py                         # CPU, bf16, ~200M parameters
     python benchmarks/decode.py --dtype float32 --threads 1 --json out.json
     python benchmarks/decode.py --compile               # also static cache + torch.compile on the CPU
     python benchmarks/decode.py --gpu                   # 8B-shaped bf16 model on a CUDA GPU
@@ -132,7 +132,7 @@ def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hidden", type=int, default=1024)
-    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
