@@ -1,10 +1,11 @@
 """Decode speed at batch 1: the plain pipeline, raw `model.generate`, and chatkit's recommended path.
 
 All run the same random-weight Llama (about 200M parameters by default: hidden 1024, 16 layers), the
-same chat prompt (the embedded model's chat template and tokenizer) and the same number of new tokens, greedy, forced to
-full length. Decode tokens/s excludes the prompt: (N - 1) / (t(N) - t(1)). Every repeat runs every
-method once, interleaved, with a memory-bandwidth measurement, so a change in the machine's load
-hits all of them alike; medians are reported. Prints a table and writes JSON.
+same chat prompt (the embedded model's chat template and tokenizer) and the same number of new
+tokens, greedy, forced to full length. Decode tokens/s excludes the prompt: (N - 1) / (t(N) - t(1)).
+Every repeat runs every method once, interleaved (the order rotated), with a memory-bandwidth
+measurement, so a change in the machine's load hits all of them alike; medians are reported, and
+ratios are paired within each repeat. Prints a table and writes JSON.
 
     python benchmarks/decode.py                         # CPU, bf16, ~200M parameters
     python benchmarks/decode.py --dtype float32 --threads 1 --json out.json
