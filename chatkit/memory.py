@@ -461,8 +461,12 @@ def check_fits(model, dtype="auto", quantization_config=None, *, config=None, av
     if estimate.total <= available_bytes or allow_oversize:
         return estimate
 
-    label = getattr(model, "name_or_path", None) or str(model)
     from .loading import describe_model
+
+    if isinstance(model, (str, os.PathLike)):
+        label = str(model)
+    else:  # a config: its name_or_path when it has one
+        label = getattr(model, "name_or_path", "") or "the model"
 
     lines = [
         f"Loading {describe_model(label)} in {estimate.dtype} needs about {format_bytes(estimate.total)} "
@@ -471,7 +475,8 @@ def check_fits(model, dtype="auto", quantization_config=None, *, config=None, av
         f"has {where}. Smaller options:"
     ]
     order = [key for key, _ in SMALLER_OPTIONS]
-    start = order.index(estimate.dtype) + 1 if estimate.dtype in order else 0
+    asked = "bf16" if estimate.dtype == "fp16" else estimate.dtype  # same size: suggest what is smaller
+    start = order.index(asked) + 1 if asked in order else 0
     for key, how in SMALLER_OPTIONS[start:]:
         option = loading_estimate(model, "bf16" if key != "int8" else "fp16",
                                   None if key == "bf16" else _option_config(key),

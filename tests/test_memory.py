@@ -128,6 +128,15 @@ def test_guard_only_names_options_smaller_than_the_one_asked_for(model_dir):
     assert "in int8 needs" in message and "- 4bit:" in message and "- bf16:" not in message
 
 
+def test_guard_names_a_config_without_printing_it(model_dir):
+    config = LlamaConfig.from_pretrained(model_dir)
+    with pytest.raises(memory.NotEnoughMemoryError) as info:
+        memory.check_fits(config, torch.float16, available_bytes=1000)
+    message = str(info.value)
+    assert message.startswith("Loading ") and "in fp16 needs" in message and "vocab_size" not in message
+    assert "- bf16:" not in message and "- int8:" in message  # bf16 is no smaller than fp16
+
+
 def test_load_model_is_guarded_and_can_be_overridden(model_dir, monkeypatch):
     monkeypatch.setattr(memory, "machine_memory", lambda device=None: memory.MachineMemory("cpu", 10**6, 10**5))
     with pytest.raises(memory.NotEnoughMemoryError, match="system RAM: 97.7 KiB available"):
