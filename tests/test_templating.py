@@ -155,8 +155,11 @@ def test_fit_to_context_leaves_a_short_chat_alone(tokenizer, capsys):
 
 
 def test_fit_to_context_refuses_when_nothing_fits(tokenizer):
+    chat = long_chat(3)
+    smallest = count_prompt_tokens([chat[0], chat[-1]], tokenizer)
+    assert fit_to_context(chat, tokenizer, max_tokens=smallest, announce=False) == ([chat[0], chat[-1]], 6)
     with pytest.raises(ValueError, match="even the last turn and the system message take"):
-        fit_to_context(long_chat(3), tokenizer, max_tokens=30)
+        fit_to_context(chat, tokenizer, max_tokens=smallest - 1)
     with pytest.raises(ValueError, match="leaves no room"):
         fit_to_context(CHAT, tokenizer, max_tokens=100, max_new_tokens=100)
 
