@@ -43,7 +43,22 @@ def execute(path, timeout=600):
         client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as error:
         return nb, str(error).strip().splitlines()[-1]
+    drop_widget_views(nb)
     return nb, None
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widget_views(nb):
+    """Remove widget views from outputs: they only point at widget state (not saved) by a random id.
+
+    What stays is each output's text form, which nbval compares; a reader re-runs the cell to get
+    the live widget.
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(WIDGET_VIEW, None)
 
 
 def write_html(nb, target):
