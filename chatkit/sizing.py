@@ -631,46 +631,6 @@ def estimate_memory(
     )
 
 
-def stored_bytes(model):
-    """Bytes a loaded model's tensors take, counted per storage: parameters, buffers, bitsandbytes' constants.
-
-    The same quantity as `chatkit.memory.model_footprint(model)` (the one to use), computed
-    independently: per underlying storage rather than per tensor, so tests can cross-check the two.
-    `model.get_memory_footprint()` leaves out the per-block scales and code books of 4-bit and 8-bit
-    weights; both of these count them.
-
-    Example:
-        >>> stored_bytes(model) >= model.get_memory_footprint()   # doctest: +SKIP
-        True
-    """
-    import torch
-
-    seen, total = set(), 0
-
-    def add(tensor):
-        nonlocal total
-        if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
-            return
-        storage = tensor.untyped_storage()
-        key = (tensor.device.type, storage.data_ptr(), storage.nbytes())
-        if key not in seen:
-            seen.add(key)
-            total += storage.nbytes()
-
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        add(tensor)
-        state = getattr(tensor, "quant_state", None)
-        if state is not None:
-            for part in (state.absmax, state.code, getattr(state, "offset", None)):
-                add(part)
-            if getattr(state, "nested", False):
-                add(state.state2.absmax)
-                add(state.state2.code)
-        add(getattr(tensor, "SCB", None))
-        add(getattr(tensor, "CB", None))
-    return total
-
-
 # ------------------------------------------------------------------------------ facts per model
 @dataclass(frozen=True)
 class ModelFacts:

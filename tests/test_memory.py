@@ -61,7 +61,6 @@ def test_measured_footprint_matches_the_sizing_estimate_within_2_percent(loaded,
                                        context_length=0, overhead=0)
     assert abs(estimate.weights - measured) / measured < 0.02
     assert estimate.total == estimate.weights  # no KV cache, no overhead asked for
-    assert measured == sizing.stored_bytes(model)  # the two measurements agree
     assert measured >= model.get_memory_footprint()
 
 

@@ -178,7 +178,6 @@ def test_bitsandbytes_estimate_matches_footprint_and_the_stored_constants(
     footprint = model.get_memory_footprint()  # parameters + buffers: leaves bitsandbytes' scales out
     stored = model_footprint(model)  # ... which chatkit.memory adds back, measured from the quant states
     assert stored > footprint
-    assert stored == sizing.stored_bytes(model)  # counted per storage instead of per tensor: same bytes
     assert abs(estimate.weights - estimate.quant_constants - footprint) / footprint <= TOLERANCE_FOOTPRINT
     assert abs(estimate.weights - stored) / stored <= TOLERANCE_FOOTPRINT
     if name == "mixtral":  # fused experts are not nn.Linear: bitsandbytes leaves them in 16-bit
