@@ -125,6 +125,8 @@ def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
             "decode_tokens_per_s": statistics.median(per_repeat),
             "per_repeat": per_repeat,
             "first_token_s": statistics.median(firsts[name]),
+            "total_s": statistics.median(totals[name]),
+            "total_s_per_repeat": totals[name],
         }
     return rates, {"copy_gb_s": statistics.median(copies), "read_gb_s": statistics.median(reads),
                    "copy_gb_s_per_repeat": copies}
@@ -191,6 +193,9 @@ def main(argv=None):
         # overhead of chatkit's wrapper: its time per token relative to raw generate on the same model
         result["chatkit_overhead"] = statistics.median(
             g / m - 1 for m, g in zip(rates["chatkit_reply"]["per_repeat"], base))
+        # and end to end (template, tokenizing, prefill, decoding, detokenizing: the whole call)
+        result["chatkit_overhead_end_to_end"] = statistics.median(
+            c / g - 1 for c, g in zip(rates["chatkit_reply"]["total_s_per_repeat"], rates["generate"]["total_s_per_repeat"]))
     result["load_average_after"] = os.getloadavg()
 
     print(f"{result['model_parameters'] / 1e6:.0f}M parameters, {result['dtype']}, "
@@ -201,7 +206,8 @@ def main(argv=None):
         print(f"{name:<16} {r['decode_tokens_per_s']:8.1f} {r['gb_s']:7.1f} "
               f"{100 * r['fraction_of_copy_bandwidth']:9.0f}% {result['ratios_to_generate'][name]:10.2f}x")
     if "chatkit_overhead" in result:
-        print(f"chatkit.reply overhead over raw generate: {100 * result['chatkit_overhead']:+.1f}%")
+        print(f"chatkit.reply overhead over raw generate: {100 * result['chatkit_overhead']:+.1f}% per decoded token, "
+              f"{100 * result['chatkit_overhead_end_to_end']:+.1f}% per whole call")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
