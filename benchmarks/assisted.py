@@ -3,12 +3,17 @@
 The target is chatkit's embedded chat model with its MLPs zero-padded (`chatkit.speed.zero_pad_mlp`):
 the same function, so the embedded draft (trained to agree with the chat model) agrees with it just
 as well, but each token reads hundreds of MB, as a real model's does: the target is memory-bound.
-Each prompt is decoded greedily, then with the draft (`assistant_model=`), then with prompt lookup
-(`prompt_lookup_num_tokens=`), interleaved repeat by repeat; decode tokens/s excludes the prompt.
+Three chat prompts are decoded greedily and with the draft (`assistant_model=`), an input-grounded
+prompt greedily and with prompt lookup (`prompt_lookup_num_tokens=`), interleaved repeat by repeat;
+replies end at the model's end token; decode tokens/s excludes the prompt.
 Prints a table and writes JSON.
 
-    python benchmarks/assisted.py                          # target ~400 MB/token, fp32
-    python benchmarks/assisted.py --target-mb 800 --threads 1 --json out.json
+    python benchmarks/assisted.py                          # target ~400 MB/token, bf16 prepacked
+    python benchmarks/assisted.py --dtype float32 --target-mb 800 --threads 1 --json out.json
+
+The bf16 target runs on chatkit's recommended path (`prepare_for_decoding`: oneDNN-prepacked
+weights), whose pass over the k + 1 tokens to verify costs little more than over one; PyTorch's fp32
+kernel costs about twice as much for 6 rows as for 1 on CPUs, which eats into the speedup.
 """
 
 import argparse
@@ -45,6 +50,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--lookup-tokens", type=int, default=10)
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"],
+                        help="target dtype; bfloat16 also gets chatkit's prepacked CPU kernels (prepare_for_decoding)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
@@ -56,11 +63,15 @@ def main(argv=None):
         return 2
     chat_model, tokenizer = chatkit.load_model(args.chat or chatkit.embedded_model_path(), device_map=None)
     draft, _ = chatkit.load_model(draft_path, device_map=None)
-    width = speed.intermediate_size_for(chat_model, args.target_mb * 10**6)
+    # the width that gives --target-mb in the chosen dtype (fp32 weights are twice bf16's)
+    scale = 2 if args.dtype == "bfloat16" else 1
+    width = speed.intermediate_size_for(chat_model, scale * args.target_mb * 10**6)
     target = speed.zero_pad_mlp(chat_model, width)
+    if args.dtype == "bfloat16":
+        target = speed.prepare_for_decoding(target.to(torch.bfloat16), threads=threads)
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "threads": threads, "load_average": os.getloadavg(),
+        "threads": threads, "load_average": os.getloadavg(), "target_dtype": args.dtype,
         "target_weight_bytes_per_token": speed.weight_bytes_per_token(target),
         "draft_weight_bytes_per_token": speed.weight_bytes_per_token(draft),
         "chat_model_parameters": sum(p.numel() for p in chat_model.parameters()),
