@@ -1,61 +1,142 @@
-"""Build chatkit's embedded chat model (placeholder: random weights) into chatkit/embedded/chat.
+"""Build chatkit's embedded models: train the tokenizer, the chat model and its draft, evaluate, write the cards.
 
-Deterministic: the same seed gives byte-identical files. Usage:
-    python scripts/build_embedded_model.py [--out DIR]
+Everything comes from the project's own generated corpus (training/corpus.py); nothing is downloaded.
+Writes DIR/chat (the chat model, with its model card README.md) and DIR/draft (the draft model for
+assisted generation, same tokenizer). The same seed, thread count and CPU give the same weights;
+the tokenizer files are byte-identical for the same seed on any machine.
+
+Usage:
+    python scripts/build_embedded_model.py [--out DIR] [--threads N] [--quick]
+
+`--quick` trains for a few steps only (a smoke test of the pipeline, not a usable model).
 """
 
 import argparse
-import os
+import json
+import platform
+import sys
 from pathlib import Path
 
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
 ROOT = Path(__file__).resolve().parents[1]
-SPECIALS = ["<|pad|>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] }}"
-    "{% if not (loop.last and continue_final_message) %}{{ '<|im_end|>\\n' }}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-TEXT = "Hello! How can I help you today? A chat template turns messages into text. " * 4
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from training import corpus  # noqa: E402
+from training.evaluate import EVAL_SEED, evaluate  # noqa: E402
+from training.tokenizer import build_tokenizer  # noqa: E402
+from training.train import train  # noqa: E402
+
+SEED = 0
+# Training recipes (4 x 256 tokens per step, bf16 autocast, cosine schedule; see training/train.py).
+CHAT = dict(hidden=192, layers=4, heads=6, ff=512, steps=5000, lr=2e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
+DRAFT = dict(hidden=64, layers=2, heads=4, ff=176, steps=3000, lr=3e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
+CARD_EVAL_CONVERSATIONS = 400
 
 
-def build(out, seed=0):
-    out.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator([TEXT], trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|im_end|>", pad_token="<|pad|>"
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    for path in out.iterdir():
-        os.chmod(path, 0o644)
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def folder_bytes(path):
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
+
+
+def draft_agreement(chat, draft, tokenizer, convs, max_new_tokens=48):
+    """Share of the chat model's greedy tokens that the draft predicts too (teacher-forced on them)."""
+    agree = total = 0
+    with torch.no_grad():
+        for conv in convs:
+            history = [{"role": "system", "content": conv.system}] if conv.system else []
+            for turn in conv.turns:
+                history.append({"role": "user", "content": turn.user})
+                ids = tokenizer.apply_chat_template(history, add_generation_prompt=True, return_dict=False,
+                                                    return_tensors="pt")
+                out = chat.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                    do_sample=False)
+                target = out[0, ids.shape[1]:]
+                draft_pred = draft(out).logits[0, ids.shape[1] - 1:-1].argmax(-1)
+                agree += int((draft_pred == target).sum())
+                total += len(target)
+                history.append({"role": "assistant", "content": turn.reply})
+    return agree / total
+
+
+def write_card(out, info):
+    text = (ROOT / "training" / "model_card.md").read_text()
+    for key, value in info.items():  # not str.format: the card's code examples contain braces
+        text = text.replace("{" + key + "}", str(value))
+    (out / "chat" / "README.md").write_text(text)
+
+
+def evaluate_and_write_card(out, threads, eval_n):
+    """Evaluate the models in `out`, write the chat model's card; returns the card's figures."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    chat = AutoModelForCausalLM.from_pretrained(out / "chat", dtype=torch.float32)
+    draft = AutoModelForCausalLM.from_pretrained(out / "draft", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(out / "chat")
+    runs = {name: json.loads((out / name / "training_run.json").read_text()) for name in ("chat", "draft")}
+    convs = corpus.conversations(eval_n, seed=EVAL_SEED)
+    figures = {t: evaluate(chat, tokenizer, convs, template=t) for t in (True, False)}
+    agreement = draft_agreement(chat, draft, tokenizer, convs[:50])
+
+    def fig(name, template=True):
+        return f"{figures[template].get(name, (float('nan'), 0))[0]:.1%}"
+
+    labels = {"correct": "factual + arithmetic turns correct",
+              "fact": "  facts (capitals, countries, legs, colours, counts)", "city": "  fun things in a city",
+              "arithmetic": "  sums and differences", "followup": "  dependent follow-ups",
+              "explain": "explanations contain the key term",
+              "persona_style": "persona style present (persona system prompt)",
+              "default_style": "default style (no persona marks) otherwise", "stops": "replies end with the end token"}
+    rows = [f"| {label} | {figures[True].get(name, (0, 0))[1]} | {fig(name)} | {fig(name, False)} |"
+            for name, label in labels.items()]
+    info = {
+        "chat_params": f"{n_params(chat):,}", "draft_params": f"{n_params(draft):,}",
+        "ratio": f"{n_params(chat) / n_params(draft):.1f}",
+        "chat_mb": f"{folder_bytes(out / 'chat') / 1e6:.1f}", "draft_mb": f"{folder_bytes(out / 'draft') / 1e6:.1f}",
+        "chat_minutes": f"{runs['chat']['train_minutes']:.0f}", "draft_minutes": f"{runs['draft']['train_minutes']:.0f}",
+        "threads": runs["chat"]["threads"], "cpu": platform.machine(), "torch": runs["chat"].get("torch", torch.__version__),
+        "eval_n": eval_n, "eval_seed": EVAL_SEED, "eval_table": "\n".join(rows), "agreement": f"{agreement:.0%}",
+        "drill_pct": f"{CHAT['drill_only'] * 100:.0f}", "drill_mix_pct": f"{CHAT['drill_mix'] * 100:.0f}",
+        **{f"chat_{k}": v for k, v in CHAT.items()}, **{f"draft_{k}": v for k, v in DRAFT.items()},
+    }
+    for name, cfg in (("chat", CHAT), ("draft", DRAFT)):
+        config = json.loads((out / name / "config.json").read_text())
+        if (config["hidden_size"], config["num_hidden_layers"]) != (cfg["hidden"], cfg["layers"]):
+            raise ValueError(f"{out / name} was not trained with this script's recipe; rebuild it without --card-only")
+    write_card(out, info)
+    (out / "chat" / "README.md").chmod(0o644)
+    print(json.dumps({k: v for k, v in info.items() if k != "eval_table"}, indent=1))
+    print("\n".join(rows))
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "chatkit" / "embedded",
+                        help="folder that receives chat/ and draft/ (default: chatkit/embedded)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; the shipped weights were trained with 1 (bitwise reproducible with 1)")
+    parser.add_argument("--quick", action="store_true", help="a few steps only: checks the pipeline runs")
+    parser.add_argument("--card-only", action="store_true",
+                        help="skip training: evaluate the models already in --out and rewrite the card")
+    parser.add_argument("--eval-n", type=int, default=CARD_EVAL_CONVERSATIONS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not args.card_only:
+        chat_cfg, draft_cfg = dict(CHAT), dict(DRAFT)
+        if args.quick:
+            chat_cfg.update(steps=20, warmup=5)
+            draft_cfg.update(steps=20, warmup=5)
+            args.eval_n = 10
+        tokenizer = build_tokenizer(seed=SEED)
+        train(tokenizer, args.out / "chat", seed=SEED, threads=args.threads, **chat_cfg)
+        train(tokenizer, args.out / "draft", seed=SEED + 1, threads=args.threads, **draft_cfg)
+    evaluate_and_write_card(args.out, args.threads, args.eval_n)
+    print(f"wrote {args.out / 'chat'} and {args.out / 'draft'}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "chatkit" / "embedded" / "chat")
-    args = parser.parse_args()
-    build(args.out)
-    print(f"wrote {args.out}")
+    main()

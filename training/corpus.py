@@ -184,7 +184,7 @@ def has_style(persona, reply, default_reply):
     """True when `reply` shows `persona`'s style (for "default": no other persona's markers)."""
     low = f" {reply.lower()} "
     if persona == "terse":
-        return "!" not in reply and len(reply) <= 0.7 * len(default_reply) + 2
+        return "!" not in reply and len(reply) < len(default_reply)
     if persona == "default":
         return not any(m in low for p in STYLE_MARKERS for m in STYLE_MARKERS[p] if m.strip() == m)
     return any(m in low for m in STYLE_MARKERS[persona])
@@ -221,9 +221,27 @@ def _answer(persona, rng, user, full, short, category, answer="", followup=False
     return Turn(user, stylize(persona, full, short, rng), category, full, answer, followup)
 
 
+def column_steps(a, op, b):
+    """The working a person writes for `a op b`: units first, then tens with the carry or borrow.
+
+    "7 + 8 = 15 and 30 + 40 + 10 = 80" for 37 + 48; "15 - 7 = 8 and 80 - 30 - 10 = 40" for 85 - 37.
+    Each step is a one-digit sum or difference, which a tiny model learns far faster than a whole
+    two-digit sum written most significant digit first.
+    """
+    a0, b0, ta, tb = a % 10, b % 10, a - a % 10, b - b % 10
+    if op == "+":
+        units = a0 + b0
+        tens = f"{ta} + {tb} + 10 = {ta + tb + 10}" if units >= 10 else f"{ta} + {tb} = {ta + tb}"
+        return f"{a0} + {b0} = {units} and {tens}"
+    if a0 >= b0:
+        return f"{a0} - {b0} = {a0 - b0} and {ta} - {tb} = {ta - tb}"
+    return f"{a0 + 10} - {b0} = {a0 + 10 - b0} and {ta} - {tb} - 10 = {ta - tb - 10}"
+
+
 def _arith_full(a, op, b):
     result = a + b if op == "+" else a - b
-    return f"{a} {op} {b} = {result}.", f"{a}{op}{b}={result}", result
+    steps = column_steps(a, op, b)
+    return f"{steps}, so {a} {op} {b} = {result}.", f"{steps}, {result}.", result
 
 
 def _arith_question(rng, a, op, b):
@@ -253,9 +271,9 @@ def _arithmetic(rng, persona):
     a, op, b = arithmetic_operands(rng)
     full, short, result = _arith_full(a, op, b)
     turns = [_answer(persona, rng, _arith_question(rng, a, op, b), full, short, "arithmetic", str(result))]
-    if rng.random() < 0.35:
+    if rng.random() < 0.35 and result <= 100:
         n = rng.randint(1, 20)
-        op2 = rng.choice("+-") if result >= n else "+"
+        op2 = rng.choice([o for o, ok in (("+", result + n <= 100), ("-", result >= n)) if ok])
         user = (rng.choice([f"And if you add {n} more?", f"Now add {n}.", f"Plus {n}?"]) if op2 == "+"
                 else rng.choice([f"And if you take away {n}?", f"Now subtract {n}.", f"Minus {n}?"]))
         full2, short2, result2 = _arith_full(result, op2, n)
@@ -401,9 +419,12 @@ def conversations(n, seed=0):
 
 
 def arithmetic_drill(rng, n):
-    """`n` bare sums and differences, one per line ("37 + 48 = 85"), to teach the digits early."""
+    """`n` bare sums and differences with their working, one per line, to teach the digits early.
+
+    "37 + 48: 7 + 8 = 15 and 30 + 40 + 10 = 80, so 37 + 48 = 85."
+    """
     lines = []
     for _ in range(n):
         a, op, b = arithmetic_operands(rng)
-        lines.append(f"{a} {op} {b} = {a + b if op == '+' else a - b}")
+        lines.append(f"{a} {op} {b}: " + _arith_full(a, op, b)[0])
     return "\n".join(lines) + "\n"

@@ -44,11 +44,11 @@ def encode_conversation(tokenizer, conv):
 
 
 def encode_drill(tokenizer, text):
-    """Token ids of bare arithmetic lines; the loss covers each answer and its newline."""
+    """Token ids of bare arithmetic lines; the loss covers the working and answer after the colon."""
     spans, pos = [], 0
     for line in text.splitlines(keepends=True):
-        eq = line.index("=")
-        spans.append((pos + eq + 1, pos + len(line)))
+        colon = line.index(":")
+        spans.append((pos + colon + 1, pos + len(line)))
         pos += len(line)
     ids, mask = _encode_with_spans(tokenizer, text, spans)
     return [tokenizer.bos_token_id] + ids, [0] + mask
@@ -62,21 +62,21 @@ def _encode_with_spans(tokenizer, text, spans):
     return enc.ids, mask
 
 
-def drill_fraction(step, steps, drill_only):
-    """Share of documents that are bare arithmetic: all of them first, then a steady quarter."""
-    return 1.0 if step < drill_only * steps else 0.25
+def drill_fraction(step, steps, drill_only, drill_mix=0.25):
+    """Share of documents that are bare arithmetic: all of them first, then a steady `drill_mix`."""
+    return 1.0 if step < drill_only * steps else drill_mix
 
 
-def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only):
+def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25):
     """Rows of packed documents for `step`: the same arguments always give the same batch."""
     rng = random.Random(seed * 1_000_003 + step + TRAIN_SEED_OFFSET)
-    p_drill = drill_fraction(step, steps, drill_only)
+    p_drill = drill_fraction(step, steps, drill_only, drill_mix)
     inputs, labels = [], []
     for _ in range(batch):
         ids, mask = [], []
         while len(ids) < seq_len + 1:
             if rng.random() < p_drill:
-                i, m = encode_drill(tokenizer, corpus.arithmetic_drill(rng, rng.randint(4, 24)))
+                i, m = encode_drill(tokenizer, corpus.arithmetic_drill(rng, rng.randint(2, 8)))
             else:
                 i, m = encode_conversation(tokenizer, corpus.conversation(rng=rng))
             ids += i
@@ -120,7 +120,7 @@ def save_model(model, tokenizer, out):
 
 
 def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, batch=4, seq_len=256,
-          lr=2e-3, warmup=200, drill_only=0.08, seed=0, threads=1, bf16=True, eval_every=0, eval_n=40,
+          lr=2e-3, warmup=200, drill_only=0.08, drill_mix=0.25, seed=0, threads=1, bf16=True, eval_every=0, eval_n=40,
           checkpoint=None, resume=False, checkpoint_every=250, log=None, progress=True):
     """Train a model and save it to `out`; returns the trained model.
 
@@ -151,7 +151,7 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
     for step in bar:
         for group in optim.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
-        inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only)
+        inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=inputs, labels=labels).loss
         optim.zero_grad(set_to_none=True)
@@ -176,6 +176,9 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
             model.train()
     model.eval()
     save_model(model, tokenizer, out)
+    run = {"steps": steps, "threads": threads, "seed": seed, "train_minutes": round((time.perf_counter() - began) / 60, 1),
+           "resumed_at_step": start, "torch": torch.__version__}
+    (Path(out) / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     return model
 
 
@@ -195,6 +198,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--drill-only", type=float, default=0.08, help="fraction of steps with arithmetic drill only")
+    p.add_argument("--drill-mix", type=float, default=0.25, help="share of arithmetic drill documents afterwards")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 holds up best on a busy machine)")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 instead of bf16 autocast")
@@ -213,13 +217,10 @@ def main(argv=None):
     start = time.perf_counter()
     train(tokenizer, args.out, steps=args.steps, hidden=args.hidden, layers=args.layers, heads=args.heads,
           ff=args.ff, batch=args.batch, seq_len=args.seq_len, lr=args.lr, warmup=args.warmup,
-          drill_only=args.drill_only, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
+          drill_only=args.drill_only, drill_mix=args.drill_mix, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
           eval_every=args.eval_every, eval_n=args.eval_n, checkpoint=args.checkpoint, resume=args.resume,
           log=log)
-    minutes = (time.perf_counter() - start) / 60
-    info = {"train_minutes": round(minutes, 1), "steps": args.steps, "threads": args.threads}
-    (args.out / "training_run.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(f"trained in {minutes:.1f} min; wrote {args.out}")
+    print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; wrote {args.out}")
 
 
 if __name__ == "__main__":
