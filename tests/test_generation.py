@@ -19,7 +19,6 @@ CHAT = [
 
 @pytest.fixture(scope="session")
 def model_and_tokenizer():
-    torch.set_num_threads(1)
     return chatkit.load_model(chatkit.embedded_model_path(), device_map=None)
 
 
