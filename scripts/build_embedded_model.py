@@ -30,6 +30,8 @@ from training.train import train  # noqa: E402
 SEED = 0
 # Training recipes (4 x 256 tokens per step, bf16 autocast, cosine schedule; see training/train.py).
 CHAT = dict(hidden=192, layers=4, heads=6, ff=512, steps=5000, lr=2e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
+# Second stage of the chat model: continues from the first with more arithmetic, at a lower learning rate.
+CHAT_ARITHMETIC = dict(steps=1000, lr=5e-4, warmup=30, drill_only=0.0, drill_mix=0.5, arithmetic_weight=0.8)
 DRAFT = dict(hidden=64, layers=2, heads=4, ff=176, steps=3000, lr=3e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
 CARD_EVAL_CONVERSATIONS = 400
 
@@ -101,6 +103,7 @@ def evaluate_and_write_card(out, threads, eval_n):
         "eval_n": eval_n, "eval_seed": EVAL_SEED, "eval_table": "\n".join(rows), "agreement": f"{agreement:.0%}",
         "drill_pct": f"{CHAT['drill_only'] * 100:.0f}", "drill_mix_pct": f"{CHAT['drill_mix'] * 100:.0f}",
         **{f"chat_{k}": v for k, v in CHAT.items()}, **{f"draft_{k}": v for k, v in DRAFT.items()},
+        **{f"arith_{k}": v for k, v in CHAT_ARITHMETIC.items()},
     }
     for name, cfg in (("chat", CHAT), ("draft", DRAFT)):
         config = json.loads((out / name / "config.json").read_text())
@@ -132,7 +135,16 @@ def main(argv=None):
             draft_cfg.update(steps=20, warmup=5)
             args.eval_n = 10
         tokenizer = build_tokenizer(seed=SEED)
-        train(tokenizer, args.out / "chat", seed=SEED, threads=args.threads, **chat_cfg)
+        chat_dir = args.out / "chat"
+        train(tokenizer, chat_dir, seed=SEED, threads=args.threads, **chat_cfg)
+        first = json.loads((chat_dir / "training_run.json").read_text())
+        arch = {k: chat_cfg[k] for k in ("hidden", "layers", "heads", "ff")}
+        second_cfg = dict(CHAT_ARITHMETIC, steps=5 if args.quick else CHAT_ARITHMETIC["steps"])
+        train(tokenizer, chat_dir, seed=SEED + 2, threads=args.threads, init_from=chat_dir, **arch, **second_cfg)
+        second = json.loads((chat_dir / "training_run.json").read_text())
+        record = {"train_minutes": round(first["train_minutes"] + second["train_minutes"], 1),
+                  "threads": args.threads, "stages": [first, second]}
+        (chat_dir / "training_run.json").write_text(json.dumps(record, indent=2) + "\n")
         train(tokenizer, args.out / "draft", seed=SEED + 1, threads=args.threads, **draft_cfg)
     evaluate_and_write_card(args.out, args.threads, args.eval_n)
     print(f"wrote {args.out / 'chat'} and {args.out / 'draft'}")

@@ -387,8 +387,11 @@ EXCHANGES = {  # kind: (maker, weight)
 CATEGORIES = ["greeting", "city", "fact", "arithmetic", "explain"]
 
 
-def conversation(seed=None, rng=None):
-    """One conversation, fully determined by `seed` (or drawn from `rng`)."""
+def conversation(seed=None, rng=None, arithmetic_weight=None):
+    """One conversation, fully determined by `seed` (or drawn from `rng`).
+
+    `arithmetic_weight` replaces the arithmetic exchanges' weight (0.30 of 1.0) in the mix.
+    """
     rng = rng or random.Random(seed)
     r = rng.random()
     if r < 0.30:
@@ -402,7 +405,8 @@ def conversation(seed=None, rng=None):
     conv = Conversation(persona, system)
     if rng.random() < 0.25:
         conv.turns += _greeting(rng, persona)
-    kinds, weights = zip(*[(k, w) for k, (_, w) in EXCHANGES.items()])
+    kinds, weights = zip(*[(k, arithmetic_weight if k == "arithmetic" and arithmetic_weight is not None else w)
+                           for k, (_, w) in EXCHANGES.items()])
     kind = None
     for _ in range(rng.choice([1, 1, 2, 2, 3])):
         kind = rng.choices([k for k in kinds if k != kind], [w for k, w in zip(kinds, weights) if k != kind])[0]

@@ -4,7 +4,7 @@ For every assistant turn of a held-out conversation, the model gets the conversa
 user message (earlier replies are the corpus's own) and writes its reply greedily. Figures:
 
 - factual and arithmetic turns answered correctly (the expected city, country, number...; for
-  arithmetic the number after the last "=", else the last number in the reply);
+  arithmetic the last number that ends a sentence, i.e. the result after the working);
 - persona style present when a persona system prompt is given (pirate: "Arr"/"matey"..., robot:
   "BEEP BOOP"..., terse: short and without "!"); default style (no persona markers) otherwise;
 - replies that end with the end-of-turn token before `max_new_tokens`;
@@ -40,9 +40,14 @@ def render_plain(messages):
 
 
 def _number(text):
-    after = text.rsplit("=", 1)[1] if "=" in text else text
-    found = re.findall(r"-?\d+", after) or re.findall(r"-?\d+", text)
-    return found[0] if "=" in text and found else (found[-1] if found else None)
+    """The reply's final result: the last number that ends a sentence ("..., so 37 + 48 = 85."),
+    else the number after the last "=", else the last number."""
+    ends = re.findall(r"(-?\d+)\.(?!\d)", text)
+    if ends:
+        return ends[-1]
+    after = re.findall(r"-?\d+", text.rsplit("=", 1)[1]) if "=" in text else []
+    found = after or re.findall(r"-?\d+", text)
+    return (after[0] if after else found[-1]) if found else None
 
 
 def is_correct(turn, reply):

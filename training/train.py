@@ -67,7 +67,7 @@ def drill_fraction(step, steps, drill_only, drill_mix=0.25):
     return 1.0 if step < drill_only * steps else drill_mix
 
 
-def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25):
+def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25, arithmetic_weight=None):
     """Rows of packed documents for `step`: the same arguments always give the same batch."""
     rng = random.Random(seed * 1_000_003 + step + TRAIN_SEED_OFFSET)
     p_drill = drill_fraction(step, steps, drill_only, drill_mix)
@@ -78,7 +78,7 @@ def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_m
             if rng.random() < p_drill:
                 i, m = encode_drill(tokenizer, corpus.arithmetic_drill(rng, rng.randint(2, 8)))
             else:
-                i, m = encode_conversation(tokenizer, corpus.conversation(rng=rng))
+                i, m = encode_conversation(tokenizer, corpus.conversation(rng=rng, arithmetic_weight=arithmetic_weight))
             ids += i
             mask += m
         ids, mask = ids[:seq_len], mask[:seq_len]
@@ -120,16 +120,24 @@ def save_model(model, tokenizer, out):
 
 
 def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, batch=4, seq_len=256,
-          lr=2e-3, warmup=200, drill_only=0.08, drill_mix=0.25, seed=0, threads=1, bf16=True, eval_every=0, eval_n=40,
+          lr=2e-3, warmup=200, drill_only=0.08, drill_mix=0.25, arithmetic_weight=None, init_from=None, seed=0,
+          threads=1, bf16=True, eval_every=0, eval_n=40,
           checkpoint=None, resume=False, checkpoint_every=250, log=None, progress=True):
     """Train a model and save it to `out`; returns the trained model.
 
+    `init_from`: a model folder whose weights the run starts from (a second, arithmetic-heavy stage).
+    `arithmetic_weight`: share of arithmetic exchanges in the conversations (default: the corpus's).
     `checkpoint`: file for resumable state (model, optimiser, step); with `resume=True` an existing
     one is continued. `eval_every` > 0 runs a quick held-out evaluation on `eval_n` conversations.
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(model_config(tokenizer, hidden, layers, heads, ff))
+    if init_from:  # a second stage continues from an earlier stage's saved weights
+        from safetensors.torch import load_file
+        weights = load_file(Path(init_from) / "model.safetensors")
+        weights.setdefault("lm_head.weight", weights["model.embed_tokens.weight"])
+        model.load_state_dict(weights)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optim = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
@@ -151,7 +159,8 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
     for step in bar:
         for group in optim.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
-        inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix)
+        inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix,
+                                    arithmetic_weight)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=inputs, labels=labels).loss
         optim.zero_grad(set_to_none=True)
@@ -199,6 +208,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--drill-only", type=float, default=0.08, help="fraction of steps with arithmetic drill only")
     p.add_argument("--drill-mix", type=float, default=0.25, help="share of arithmetic drill documents afterwards")
+    p.add_argument("--arithmetic-weight", type=float, default=None, help="weight of arithmetic exchanges")
+    p.add_argument("--init-from", type=Path, default=None, help="model folder to start from (a second stage)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 holds up best on a busy machine)")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 instead of bf16 autocast")
@@ -217,7 +228,8 @@ def main(argv=None):
     start = time.perf_counter()
     train(tokenizer, args.out, steps=args.steps, hidden=args.hidden, layers=args.layers, heads=args.heads,
           ff=args.ff, batch=args.batch, seq_len=args.seq_len, lr=args.lr, warmup=args.warmup,
-          drill_only=args.drill_only, drill_mix=args.drill_mix, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
+          drill_only=args.drill_only, drill_mix=args.drill_mix, arithmetic_weight=args.arithmetic_weight,
+          init_from=args.init_from, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
           eval_every=args.eval_every, eval_n=args.eval_n, checkpoint=args.checkpoint, resume=args.resume,
           log=log)
     print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; wrote {args.out}")

@@ -1,0 +1,232 @@
+"""Tests for training/: the corpus generator, the tokenizer and template, the training script, and the
+shipped embedded models (size, offline loading, the quality bar on a fast held-out subset)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import chatkit  # noqa: E402
+from training import corpus  # noqa: E402
+from training.evaluate import EVAL_SEED, evaluate, is_correct, render_chat, render_plain  # noqa: E402
+from training.tokenizer import build_tokenizer  # noqa: E402
+from training.train import encode_conversation, encode_drill, make_batch, train  # noqa: E402
+
+CHAT_DIR = Path(chatkit.embedded_model_path())
+DRAFT_DIR = Path(chatkit.embedded_draft_path())
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(CHAT_DIR)
+
+
+@pytest.fixture(scope="module")
+def chat_model():
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(1)
+    return AutoModelForCausalLM.from_pretrained(CHAT_DIR)
+
+
+# ----------------------------------------------------------------------------- (a) corpus
+
+def test_corpus_is_deterministic_by_seed():
+    first = [c.messages for c in corpus.conversations(30, seed=5)]
+    assert first == [c.messages for c in corpus.conversations(30, seed=5)]
+    assert first != [c.messages for c in corpus.conversations(30, seed=6)]
+    assert corpus.conversation(seed=11).messages == corpus.conversation(seed=11).messages
+
+
+def test_corpus_covers_every_category_persona_and_follow_ups():
+    convs = corpus.conversations(300, seed=0)
+    turns = [t for c in convs for t in c.turns]
+    assert {c.persona for c in convs} == set(corpus.PERSONAS)
+    assert {t.category for t in turns} == set(corpus.CATEGORIES)
+    assert any(c.system is None for c in convs) and any(c.system for c in convs)
+    assert any(t.followup and t.user.startswith("And what about") for t in turns)
+    assert any(t.category == "arithmetic" and t.followup for t in turns)
+    for persona in corpus.PERSONAS[1:]:
+        replies = [(t.reply, t.default_reply) for c in convs if c.persona == persona for t in c.turns]
+        assert all(corpus.has_style(persona, r, d) for r, d in replies), persona
+    for t in turns:  # every reply of the corpus passes its own checks
+        if t.answer:
+            assert is_correct(t, t.reply), (t.user, t.reply)
+
+
+def test_arithmetic_stays_within_numbers_up_to_100_and_is_right():
+    import random
+    rng = random.Random(0)
+    for _ in range(500):
+        a, op, b = corpus.arithmetic_operands(rng)
+        assert 0 <= a <= 100 and 0 <= b <= 100 and (op == "+" or a >= b)
+    for line in corpus.arithmetic_drill(random.Random(1), 50).splitlines():
+        question, working = line.split(": ")
+        for step in working.rstrip(".").replace(", so ", " and ").split(" and "):
+            left, result = step.split(" = ")
+            assert eval(left) == int(result), line  # noqa: S307 (our own digits and +/-)
+        assert working.endswith(f"so {question} = {eval(question)}.")  # noqa: S307
+
+
+def test_unknown_persona_is_a_clear_error():
+    import random
+    with pytest.raises(ValueError, match="unknown persona"):
+        corpus.stylize("wizard", "Hi.", "Hi.", random.Random(0))
+
+
+# ----------------------------------------------------------------------------- (b) tokenizer + template
+
+def test_shipped_tokenizer_is_reproduced_byte_for_byte(tmp_path):
+    build_tokenizer(seed=0).save_pretrained(tmp_path)
+    for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
+        assert (tmp_path / name).read_bytes() == (CHAT_DIR / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == (DRAFT_DIR / name).read_bytes(), name
+
+
+def test_special_tokens_and_digits(tokenizer):
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.bos_token == "<|begin_of_text|>"
+    assert tokenizer.pad_token == "<|pad|>"
+    assert len({tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id}) == 3
+    tokens = tokenizer.tokenize("37 + 48 = 85")
+    assert [t for t in tokens if t.strip("Ġ").isdigit()] == ["3", "7", "4", "8", "8", "5"]
+    text = "Arr! 37 + 48 = 85. The capital of France is Paris."
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+
+
+def test_chat_template_round_trip(tokenizer):
+    chat = [{"role": "system", "content": "You are a pirate."},
+            {"role": "user", "content": "What is 2 plus 3?"},
+            {"role": "assistant", "content": "Arr! 2 + 3 = 5."}]
+    full = tokenizer.apply_chat_template(chat, tokenize=False)
+    assert full == render_chat(chat)
+    prompt = tokenizer.apply_chat_template(chat[:2], add_generation_prompt=True, tokenize=False)
+    assert prompt == render_chat(chat[:2]) + "<|im_start|>assistant\n"
+    cont = tokenizer.apply_chat_template(chat, continue_final_message=True, tokenize=False)
+    assert cont == prompt + "Arr! 2 + 3 = 5."
+    no_system = tokenizer.apply_chat_template(chat[1:2], add_generation_prompt=True, tokenize=False)
+    assert no_system == "<|begin_of_text|><|im_start|>user\nWhat is 2 plus 3?<|im_end|>\n<|im_start|>assistant\n"
+    ids = tokenizer.apply_chat_template(chat, return_dict=False)
+    assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
+    assert tokenizer.decode(ids) == full
+    assert render_plain(chat[:2]) == "<|begin_of_text|>You are a pirate.\nWhat is 2 plus 3?\n"
+
+
+def test_chat_template_rejects_bad_roles(tokenizer):
+    with pytest.raises(Exception, match="Roles must be"):
+        tokenizer.apply_chat_template([{"role": "wizard", "content": "Hi"}], tokenize=False)
+    with pytest.raises(Exception, match="system message must come first"):
+        tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}, {"role": "system", "content": "x"}],
+                                      tokenize=False)
+
+
+def test_loss_mask_covers_assistant_replies_and_answers_only(tokenizer):
+    conv = corpus.conversation(seed=3)
+    ids, mask = encode_conversation(tokenizer, conv)
+    trained = tokenizer.decode([i for i, m in zip(ids, mask) if m])
+    assert trained == "".join(t.reply + "<|im_end|>" for t in conv.turns)
+    ids, mask = encode_drill(tokenizer, "2 + 3: 2 + 3 = 5 and 0 + 0 = 0, so 2 + 3 = 5.\n")
+    assert ids[0] == tokenizer.bos_token_id
+    assert tokenizer.decode([i for i, m in zip(ids, mask) if m]) == " 2 + 3 = 5 and 0 + 0 = 0, so 2 + 3 = 5.\n"
+    x, y = make_batch(tokenizer, seed=0, step=3, steps=10, batch=2, seq_len=64, drill_only=0.0)
+    assert x.shape == y.shape == (2, 64)
+    x2, y2 = make_batch(tokenizer, seed=0, step=3, steps=10, batch=2, seq_len=64, drill_only=0.0)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+# ----------------------------------------------------------------------------- (c) training runs
+
+def test_training_runs_end_to_end_and_resumes_identically(tokenizer, tmp_path):
+    # warm-up covers the first two steps, so a 2-step run sees the same learning rates as a 4-step one
+    tiny = dict(hidden=32, layers=1, heads=2, ff=64, batch=2, seq_len=48, warmup=2, drill_only=0.0,
+                threads=1, progress=False)
+    straight = train(tokenizer, tmp_path / "straight", steps=4, **tiny)
+    ckpt = tmp_path / "state.pt"
+    train(tokenizer, tmp_path / "first2", steps=2, checkpoint=ckpt, checkpoint_every=2, **tiny)
+    assert torch.load(ckpt, weights_only=True)["step"] == 2
+    resumed = train(tokenizer, tmp_path / "resumed", steps=4, checkpoint=ckpt, resume=True, **tiny)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed")
+    assert model.config.eos_token_id == tokenizer.eos_token_id
+    assert AutoTokenizer.from_pretrained(tmp_path / "resumed").chat_template
+    assert oct((tmp_path / "resumed" / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+    figures = evaluate(model, tokenizer, corpus.conversations(1, seed=EVAL_SEED), max_new_tokens=4)
+    assert 0.0 <= figures["stops"][0] <= 1.0
+
+
+def test_training_cli_tiny_budget(tmp_path):
+    from training.train import main
+    main(["--out", str(tmp_path / "m"), "--steps", "2", "--hidden", "32", "--layers", "1", "--heads", "2",
+          "--ff", "64", "--batch", "1", "--seq-len", "32", "--warmup", "1"])
+    assert (tmp_path / "m" / "model.safetensors").exists()
+    assert json.loads((tmp_path / "m" / "training_run.json").read_text())["steps"] == 2
+
+
+# ----------------------------------------------------------------------------- (d) quality bar
+
+@pytest.fixture(scope="module")
+def held_out_figures(chat_model, tokenizer):
+    convs = corpus.conversations(50, seed=EVAL_SEED)
+    return {t: evaluate(chat_model, tokenizer, convs, template=t, max_new_tokens=96) for t in (True, False)}
+
+
+def test_quality_bar_with_chat_template(held_out_figures):
+    figures = held_out_figures[True]
+    assert figures["correct"][1] >= 40  # enough factual + arithmetic turns to mean something
+    assert figures["correct"][0] >= 0.90, figures  # the issue's bar: factual and arithmetic turns together
+    assert figures["fact"][0] >= 0.90, figures
+    # arithmetic alone scores 91.5% on the full 400-conversation evaluation; on this small subset
+    # (a few dozen sums) one or two misses move it by several points, so the margin is wider here
+    assert figures["arithmetic"][0] >= 0.80, figures
+    assert figures["persona_style"][0] >= 0.90, figures
+    assert figures["stops"][0] >= 0.95, figures
+
+
+def test_plain_text_without_template_is_worse(held_out_figures):
+    with_template, plain = held_out_figures[True], held_out_figures[False]
+    assert plain["persona_style"][0] < with_template["persona_style"][0]
+    assert plain["correct"][0] <= with_template["correct"][0]
+
+
+# ----------------------------------------------------------------------------- (e) shipped files
+
+def test_shipped_size_and_draft_ratio():
+    files = [p for p in Path(chatkit.embedded_model_path()).parent.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 16 * 1024 * 1024
+    for folder in (CHAT_DIR, DRAFT_DIR):
+        assert (folder / "model.safetensors").stat().st_mode & 0o044 == 0o044  # world-readable
+    chat_cfg = json.loads((CHAT_DIR / "config.json").read_text())
+    draft_cfg = json.loads((DRAFT_DIR / "config.json").read_text())
+    assert chat_cfg["dtype"] == draft_cfg["dtype"] == "float32"
+    assert chat_cfg["vocab_size"] == draft_cfg["vocab_size"]
+    assert (CHAT_DIR / "README.md").exists()
+
+
+def test_draft_is_ten_times_smaller_and_shares_the_tokenizer(chat_model):
+    from transformers import AutoModelForCausalLM
+    draft = AutoModelForCausalLM.from_pretrained(DRAFT_DIR)
+    assert chat_model.num_parameters() >= 10 * draft.num_parameters()
+    assert (CHAT_DIR / "tokenizer.json").read_bytes() == (DRAFT_DIR / "tokenizer.json").read_bytes()
+
+
+def test_generation_config_stops_at_end_of_turn(tokenizer):
+    gen = json.loads((CHAT_DIR / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == tokenizer.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert gen["pad_token_id"] == tokenizer.pad_token_id
+
+
+def test_pipeline_loads_offline_and_answers(monkeypatch):
+    from transformers import pipeline
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    chat = pipeline("text-generation", model=chatkit.embedded_model_path())
+    out = chat([{"role": "user", "content": "What is the capital of France?"}], do_sample=False)
+    reply = out[0]["generated_text"][-1]
+    assert reply["role"] == "assistant" and "Paris" in reply["content"]
+    pirate = chat([{"role": "system", "content": "You are a pirate."},
+                   {"role": "user", "content": "What is 12 plus 30?"}], do_sample=False)
+    assert "42" in pirate[0]["generated_text"][-1]["content"]
