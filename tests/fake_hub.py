@@ -43,3 +43,18 @@ def fake_hub():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_against_fake_hub(code, hf_home):
+    """Run `code` in a fresh Python whose Hub is the fake one (HF_ENDPOINT is read at import time).
+
+    No token, an empty cache in `hf_home`; returns the CompletedProcess (stdout, stderr as text).
+    """
+    import os
+    import subprocess
+    import sys
+
+    with fake_hub() as url:
+        env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_HOME=str(hf_home))
+        env.pop("HF_TOKEN", None)
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

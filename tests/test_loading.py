@@ -1,12 +1,10 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
+from fake_hub import run_against_fake_hub
 import chatkit
 from chatkit import loading
 
@@ -97,9 +95,6 @@ def test_hf_token_reads_the_environment_and_never_prompts(monkeypatch):
 
 def test_gated_and_unknown_repos_get_helpful_messages_from_real_hub_errors(tmp_path):
     """Real huggingface_hub error handling, against a local server that answers like the Hub."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_hub import fake_hub
-
     code = (
         "import chatkit\n"
         "for name in ['acme/gated-model', 'acme/no-such-model']:\n"
@@ -109,10 +104,7 @@ def test_gated_and_unknown_repos_get_helpful_messages_from_real_hub_errors(tmp_p
         "        print('LOAD', error)\n"
         "    print('CHECK', chatkit.check_access(name))\n"
     )
-    with fake_hub() as url:
-        env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path))
-        env.pop("HF_TOKEN", None)
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    result = run_against_fake_hub(code, tmp_path)  # 401 GatedRepo for names with "gated", else 404
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4

@@ -9,9 +9,6 @@ fakes of the two huggingface_hub calls it makes.
 import json
 import logging
 import math
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
 
+from fake_hub import run_against_fake_hub
 import chatkit
 from chatkit import sizing
 from chatkit.memory import model_footprint
@@ -413,9 +411,6 @@ def test_online_reads_config_json_and_the_safetensors_count_without_weights(monk
 
 def test_gated_and_unknown_repos_fall_back_to_the_catalogue_with_real_hub_errors(tmp_path):
     """Real huggingface_hub errors, from a local server that answers as the Hub does (tests/fake_hub.py)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_hub import fake_hub
-
     code = (
         "from chatkit import sizing\n"
         "print('CATALOG', sizing.model_facts('meta-llama/Meta-Llama-3-8B-Instruct').message)\n"
@@ -425,10 +420,7 @@ def test_gated_and_unknown_repos_fall_back_to_the_catalogue_with_real_hub_errors
         "    except LookupError as error:\n"
         "        print('LOOKUP', error)\n"
     )
-    with fake_hub() as url:  # answers 401 GatedRepo for names containing "gated", else 404
-        env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path))
-        env.pop("HF_TOKEN", None)
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    result = run_against_fake_hub(code, tmp_path)  # 401 GatedRepo for names with "gated", else 404
     assert result.returncode == 0, result.stderr
     catalog, gated, unknown = result.stdout.splitlines()
     assert catalog.startswith("CATALOG the Hub has no repository meta-llama/Meta-Llama-3-8B-Instruct")
