@@ -8,14 +8,6 @@ from chatkit import speed
 from chatkit.sizing import count_parameters
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    speed.set_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def chat_model():
     model, tokenizer = chatkit.load_model(chatkit.embedded_model_path(), device_map=None)

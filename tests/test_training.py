@@ -29,7 +29,6 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def chat_model():
     from transformers import AutoModelForCausalLM
-    torch.set_num_threads(1)
     return AutoModelForCausalLM.from_pretrained(CHAT_DIR)
 
 
