@@ -1,6 +1,6 @@
 """Assisted generation and prompt lookup against plain greedy decoding, at identical output.
 
-The target is chatkit's embedded chat model with its MLPs zero-padded (`chatkit.speed.zero_pad_mlp`):
+The target is chatkit's embedded chat model with its MLPs zero-padded (`chatkit.toy_models.zero_pad_mlp`):
 the same function, so the embedded draft (trained to agree with the chat model) agrees with it just
 as well, but each token reads hundreds of MB, as a real model's does: the target is memory-bound.
 Three chat prompts are decoded greedily and with the draft (`assistant_model=`), an input-grounded
@@ -26,7 +26,7 @@ import sys
 import torch
 
 import chatkit
-from chatkit import speed
+from chatkit import assisted, fast_decoding, machine, speed, toy_models
 
 # Chats in the embedded model's small world (it was trained on this course's topics).
 CHATS = [
@@ -56,7 +56,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     chatkit.quiet()
-    threads = speed.set_threads(args.threads)
+    threads = machine.set_threads(args.threads)
     draft_path = args.draft or chatkit.embedded_draft_path()
     if not os.path.isdir(draft_path):
         print(f"no draft model at {chatkit.describe_model(draft_path)}; pass --draft FOLDER", file=sys.stderr)
@@ -65,10 +65,10 @@ def main(argv=None):
     draft, _ = chatkit.load_model(draft_path, device_map=None)
     # the width that gives --target-mb in the chosen dtype (fp32 weights are twice bf16's)
     scale = 2 if args.dtype == "bfloat16" else 1
-    width = speed.intermediate_size_for(chat_model, scale * args.target_mb * 10**6)
-    target = speed.zero_pad_mlp(chat_model, width)
+    width = toy_models.intermediate_size_for(chat_model, scale * args.target_mb * 10**6)
+    target = toy_models.zero_pad_mlp(chat_model, width)
     if args.dtype == "bfloat16":
-        target = speed.prepare_for_decoding(target.to(torch.bfloat16), threads=threads)
+        target = fast_decoding.prepare_for_decoding(target.to(torch.bfloat16), threads=threads)
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "threads": threads, "load_average": os.getloadavg(), "target_dtype": args.dtype,
@@ -87,15 +87,15 @@ def main(argv=None):
         ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True,
                                             return_tensors="pt")["input_ids"]
         kwargs = {"draft": draft} if method == "assisted" else {"prompt_lookup_tokens": args.lookup_tokens}
-        r = speed.compare_assisted(target, ids, new_tokens=args.new_tokens, repeats=args.repeats, **kwargs)
+        r = assisted.compare_assisted(target, ids, new_tokens=args.new_tokens, repeats=args.repeats, **kwargs)
         row = r.as_dict() | {"prompt": chat[-1]["content"]}
         result["runs"].append(row)
         accept = "-" if r.acceptance_rate is None else f"{r.acceptance_rate:.0%}"
         print(f"{method:<14} {chat[-1]['content'][:44]:<44} {r.new_tokens:>4} {r.greedy_tokens_per_s:7.1f} "
               f"{r.assisted_tokens_per_s:7.1f} {r.speedup:7.2f}x {r.tokens_per_target_pass:8.2f} "
               f"{accept:>7} {str(r.identical):>5}")
-    assisted = [r["speedup"] for r in result["runs"] if r["method"] == "assisted"]
-    result["assisted_speedup_median"] = statistics.median(assisted)
+    speedups = [r["speedup"] for r in result["runs"] if r["method"] == "assisted"]
+    result["assisted_speedup_median"] = statistics.median(speedups)
     result["all_identical"] = all(r["identical"] for r in result["runs"])
     result["load_average_after"] = os.getloadavg()
     print(f"assisted speedup (median over prompts): {result['assisted_speedup_median']:.2f}x; "

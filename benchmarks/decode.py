@@ -16,7 +16,7 @@ Methods (CPU):
     pipeline          transformers.pipeline("text-generation")(chat)
     generate          model.generate(input_ids) on the model as loaded
     chatkit_reply     chatkit.reply(model, tokenizer, chat) on the same model: chatkit's own overhead
-    chatkit_fast      chatkit.prepare_for_decoding(model) + chatkit.reply(..., **fast_generate_kwargs)
+    chatkit_fast      chatkit.fast_decoding.prepare_for_decoding(model) + chatkit.reply(..., **fast_generate_kwargs)
     static_compile    (--compile) generate with a static cache + torch.compile
 """
 
@@ -33,7 +33,7 @@ import time
 import torch
 
 import chatkit
-from chatkit import speed
+from chatkit import fast_decoding, machine, speed, toy_models
 
 
 def cpu_name():
@@ -48,11 +48,11 @@ def cpu_name():
 
 
 def timed(fn):
-    speed._sync("cuda" if torch.cuda.is_available() else "cpu")
+    speed.synchronize("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     with torch.inference_mode():
         fn()
-    speed._sync("cuda" if torch.cuda.is_available() else "cpu")
+    speed.synchronize("cuda" if torch.cuda.is_available() else "cpu")
     return time.perf_counter() - start
 
 
@@ -62,8 +62,8 @@ def cpu_methods(model, tokenizer, chat, with_compile):
 
     inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True, return_tensors="pt")
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
-    fast_model = speed.prepare_for_decoding(copy.deepcopy(model))
-    fast_kwargs = speed.fast_generate_kwargs(fast_model)
+    fast_model = fast_decoding.prepare_for_decoding(copy.deepcopy(model))
+    fast_kwargs = fast_decoding.fast_generate_kwargs(fast_model)
 
     def force(n):
         return dict(max_new_tokens=n, min_new_tokens=n, do_sample=False)
@@ -76,7 +76,7 @@ def cpu_methods(model, tokenizer, chat, with_compile):
                                                 **fast_kwargs),
     }
     if with_compile:
-        compiled = speed.static_compile_kwargs(compile_on_cpu=True)
+        compiled = fast_decoding.static_compile_kwargs(compile_on_cpu=True)
         methods["static_compile"] = lambda n: model.generate(**inputs, **force(n), **compiled)
     extra = {"prompt_tokens": int(inputs["input_ids"].shape[1]),
              "packed_layers": getattr(fast_model, "chatkit_packed_layers", 0)}
@@ -91,7 +91,7 @@ def gpu_methods(model, new_tokens):
     def force(n):
         return dict(max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
-    compiled = speed.static_compile_kwargs()
+    compiled = fast_decoding.static_compile_kwargs()
     methods = {
         "generate": lambda n: model.generate(input_ids, attention_mask=mask, **force(n)),
         "static_compile": lambda n: model.generate(input_ids, attention_mask=mask, **force(n), **compiled),
@@ -139,18 +139,18 @@ def main(argv=None):
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help=f"CPU threads (default: ${speed.THREADS_ENV_VAR} or torch's)")
+    parser.add_argument("--threads", type=int, default=None, help=f"CPU threads (default: ${machine.THREADS_ENV_VAR} or torch's)")
     parser.add_argument("--compile", action="store_true", help="also time static cache + torch.compile on the CPU")
     parser.add_argument("--gpu", action="store_true", help="8B-shaped random bf16 model on CUDA (needs a GPU)")
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args(argv)
 
     chatkit.quiet()
-    threads = speed.set_threads(args.threads)
+    threads = machine.set_threads(args.threads)
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_name(), "threads": threads, "load_average": os.getloadavg(),
-        "torch": torch.__version__, "transformers": chatkit.package_versions(["transformers"])["transformers"],
+        "torch": torch.__version__, "transformers": chatkit.environment.package_versions(["transformers"])["transformers"],
         "new_tokens": args.new_tokens, "repeats": args.repeats,
     }
     if args.gpu:
@@ -158,15 +158,15 @@ def main(argv=None):
             print("--gpu: no CUDA GPU visible to torch; nothing measured.", file=sys.stderr)
             return 2
         # Llama-3-8B's shapes, random bf16 weights built directly on the GPU
-        config = speed.llama_config(4096, 32, vocab_size=128256, intermediate_size=14336, head_dim=128, kv_heads=8)
-        model = speed.random_model(config, "bfloat16", device="cuda")
+        config = toy_models.llama_config(4096, 32, vocab_size=128256, intermediate_size=14336, head_dim=128, kv_heads=8)
+        model = toy_models.random_model(config, "bfloat16", device="cuda")
         methods, extra = gpu_methods(model, args.new_tokens)
         device = "cuda"
         result["gpu"] = torch.cuda.get_device_name(0)
     else:
         tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
-        config = speed.llama_config(args.hidden, args.layers, vocab_size=len(tokenizer))
-        model = speed.random_model(config, args.dtype)
+        config = toy_models.llama_config(args.hidden, args.layers, vocab_size=len(tokenizer))
+        model = toy_models.random_model(config, args.dtype)
         chat = [
             {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Explain in one paragraph why decoding is limited by memory bandwidth."},

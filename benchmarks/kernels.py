@@ -6,7 +6,7 @@ of weight matrices far larger than the caches (default 16 × 4096 × 2048):
 
     fp32 F.linear           PyTorch's default (MKL)
     bf16 F.linear           PyTorch's stock bf16 kernel
-    bf16 oneDNN prepacked   the weight reordered once for oneDNN (what `chatkit.prepare_for_decoding` does)
+    bf16 oneDNN prepacked   the weight reordered once for oneDNN (what `chatkit.fast_decoding.prepare_for_decoding` does)
     fp16 F.linear
 
     python benchmarks/kernels.py --threads 1 --json kernels.json
@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from chatkit import speed
+from chatkit import fast_decoding, machine, speed
 
 
 def gb_per_s(fn, nbytes, repeats):
@@ -44,7 +44,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    threads = speed.set_threads(args.threads)
+    threads = machine.set_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
     weights32 = [torch.randn(args.rows, args.cols, generator=generator) for _ in range(args.matrices)]
     x32 = torch.randn(1, args.cols, generator=generator)
@@ -56,7 +56,7 @@ def main(argv=None):
             nbytes = sum(w.numel() * w.element_size() for w in weights)
             name = str(dtype).replace("torch.", "")
             results[f"{name} F.linear"] = gb_per_s(lambda: [F.linear(x, w) for w in weights], nbytes, args.repeats)
-            if dtype == torch.bfloat16 and speed._packed_bf16_supported():
+            if dtype == torch.bfloat16 and fast_decoding._packed_bf16_supported():
                 packed = [torch.ops.mkldnn._reorder_linear_weight(w, 1) for w in weights]
                 results[f"{name} oneDNN prepacked"] = gb_per_s(
                     lambda: [torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], "") for p in packed],

@@ -5,8 +5,11 @@ outputs noisy and unreproducible (nbval compares stderr too). `setup()` turns th
 seeds every random generator, prints what the notebook runs on, and returns the model to use.
 
 Example:
-    >>> import chatkit
-    >>> model_id = chatkit.setup()          # doctest: +SKIP
+    >>> model_id = setup(show=False)
+    >>> import os; os.environ["HF_HUB_DISABLE_PROGRESS_BARS"]
+    '1'
+    >>> sorted(package_versions(["torch", "no-such-package"]).items())[0]
+    ('no-such-package', 'not installed')
 """
 
 import logging
@@ -15,12 +18,19 @@ import platform
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
+from .hub import default_model, describe_model
+from .machine import device_name
+
 # The libraries a notebook's output depends on, printed by `setup()` so a reader can compare.
 PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "huggingface_hub", "bitsandbytes")
 
 
 def quiet():
-    """Silence progress bars, info logs and known-harmless warnings of the stack, at their source."""
+    """Silence progress bars, info logs and known-harmless warnings of the stack, at their source.
+
+    The environment variables come first: huggingface_hub reads them once, when it is first imported,
+    so they are set before this function imports transformers (which imports huggingface_hub).
+    """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import transformers
@@ -53,26 +63,12 @@ def package_versions(packages=PACKAGES):
     return found
 
 
-def device_name():
-    """A short description of the accelerator torch will use: a CUDA GPU, Apple's MPS, or the CPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        return f"cuda ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps (Apple GPU)"
-    return "cpu"
-
-
 def setup(seed=0, show=True):
     """Quiet logs, seed everything, print versions and device; return the model id or path to use.
 
     The model comes from `chatkit.default_model()`: `CHATKIT_MODEL` if set, the embedded model
     when offline, otherwise a small instruct model from the Hub.
     """
-    from .loading import default_model, describe_model
-
     quiet()
     seed_everything(seed)
     model = default_model()

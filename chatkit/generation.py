@@ -14,11 +14,16 @@ Both prefill like the pipeline: when the chat's last message is from the assista
 continues that message (`continue_final_message=True`) instead of starting a new one.
 
 Example:
-    >>> text = reply(model, tokenizer, [{"role": "user", "content": "Hi!"}], max_new_tokens=32)  # doctest: +SKIP
-    >>> for chunk in stream_reply(model, tokenizer, chat, temperature=0.7):                      # doctest: +SKIP
+    >>> import chatkit
+    >>> model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
+    >>> reply(model, tokenizer, [{"role": "user", "content": "Hi!"}], max_new_tokens=32)
+    'Hello! How can I help you today?'
+    >>> for chunk in stream_reply(model, tokenizer, [{"role": "user", "content": "What is 12 + 30?"}]):
     ...     print(chunk, end="")
+    2 + 0 = 2 and 10 + 30 = 40, so 12 + 30 = 42.
 """
 
+import math
 import numbers
 import threading
 
@@ -29,7 +34,8 @@ SAMPLING_ONLY = ("temperature", "top_p", "top_k", "min_p", "typical_p")
 
 
 def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A real, finite number (not a bool, not nan, not inf)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetition_penalty=None, **extra):
@@ -56,11 +62,11 @@ def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetit
             f"max_new_tokens must be a positive whole number of tokens, got {max_new_tokens!r}; "
             "pass e.g. max_new_tokens=128"
         )
-    if temperature is not None and not _is_number(temperature):
+    if temperature is not None and not (_is_number(temperature) or isinstance(temperature, float)):
         raise ValueError(f"temperature must be a number, got {temperature!r}; pass 0 for greedy decoding or e.g. 0.7 to sample")
-    if temperature is not None and temperature < 0:
+    if temperature is not None and (not _is_number(temperature) or temperature < 0):
         raise ValueError(
-            f"temperature must be 0 or more, got {temperature}; pass temperature=0 for greedy decoding "
+            f"temperature must be 0 or more and finite, got {temperature!r}; pass temperature=0 for greedy decoding "
             "(always the most likely token) or a positive value such as 0.7 to sample"
         )
     if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):

@@ -1,148 +1,59 @@
-"""Choosing and loading a chat model: the embedded offline model, the Hub default, safe loading.
+"""Loading a chat model safely: safe defaults, a memory guard, and errors that say what to do.
 
-`default_model()` picks what a notebook runs on; `load_model()` wraps `from_pretrained` with safe
-defaults (safetensors only, no remote code, `dtype="auto"`) and turns the Hub's errors (offline,
-gated, unknown repo) into messages that say what to do next.
+`load_model()` wraps `from_pretrained` with safe defaults (safetensors only, no remote code,
+`dtype="auto"`), checks the name first (an empty string or a missing folder gets chatkit's own
+message, not a raw `Repo id must be in the form ...`), turns the Hub's errors (offline, gated, unknown
+repo) into messages that say what to do next (`chatkit.hub.hub_error_message`), and, before any weight
+is read, runs the memory guard:
+
+- `loading_estimate(...)`: `chatkit.sizing.estimate_memory` for what `from_pretrained(model,
+  dtype=..., quantization_config=...)` would load;
+- `check_fits(...)`: that estimate against the memory available here (`chatkit.machine`); when it
+  does not fit, `NotEnoughMemoryError` names the smaller options and how to load each.
 
 Example:
-    >>> model, tokenizer = load_model(embedded_model_path())   # doctest: +SKIP
+    >>> import chatkit
+    >>> model, tokenizer = load_model(chatkit.embedded_model_path())
+    >>> type(model).__name__, model.dtype
+    ('LlamaForCausalLM', torch.float32)
+    >>> load_model("/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    chatkit.loading.ModelLoadError: There is no folder '/no/such/folder', and it is not a valid Hub id either. Check the path, or pass a Hub id like 'HuggingFaceTB/SmolLM2-360M-Instruct'.
 """
 
 import os
-import socket
-from functools import lru_cache
-from pathlib import Path
-from urllib.parse import urlparse
+from dataclasses import replace
 
-# The Hub model used when online and nothing else is asked for. SmolLM2-360M-Instruct: ungated
-# (Apache-2.0), ~0.7 GB in bf16, so it downloads quickly, fits Colab's free tier and a laptop's RAM,
-# and decodes at a usable speed on a CPU. Its chat template supports a system message.
-DEFAULT_HUB_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
-
-# Environment variable that overrides the model every notebook uses.
-MODEL_ENV_VAR = "CHATKIT_MODEL"
-
-EMBEDDED_DIR = Path(__file__).parent / "embedded"
-
-
-def embedded_model_path():
-    """Folder of the chat model shipped inside chatkit: works offline with `pipeline` and `from_pretrained`."""
-    return str(EMBEDDED_DIR / "chat")
-
-
-def embedded_draft_path():
-    """Folder of the small draft model (same tokenizer as the embedded model) for assisted generation."""
-    return str(EMBEDDED_DIR / "draft")
-
-
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def hub_offline_requested():
-    """True when the environment asks the Hugging Face clients to stay offline."""
-    return _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE")
-
-
-@lru_cache(maxsize=None)
-def _can_connect(host, port, timeout):
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def hub_reachable(timeout=1.5):
-    """True when the Hub's host accepts a TCP connection within `timeout` seconds (cached).
-
-    A connection attempt is cheap and bounded; an HTTP request through the Hub client could wait
-    for its own, much longer, time-outs on a bad network.
-    """
-    if hub_offline_requested():
-        return False
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return _can_connect(url.hostname, port, timeout)
-
-
-def default_model():
-    """The model a notebook should use: `CHATKIT_MODEL`, else the embedded model offline, else the Hub default."""
-    chosen = os.environ.get(MODEL_ENV_VAR, "").strip()
-    if chosen:
-        return chosen
-    if not hub_reachable():
-        return embedded_model_path()
-    return DEFAULT_HUB_MODEL
-
-
-def describe_model(model):
-    """A short, machine-independent description of a model id or path, for printing."""
-    if str(model) == embedded_model_path():
-        return "chatkit's embedded model (offline)"
-    if str(model) == embedded_draft_path():
-        return "chatkit's embedded draft model (offline)"
-    return str(model)
-
+from .counting import as_config
+from .dtypes import FLOAT_DTYPES, checkpoint_dtype, normalize_dtype, quantization_kind
+from .formatting import format_bytes
+from .hub import DEFAULT_HUB_MODEL, describe_model, hub_error_message, name_problem
+from .machine import machine_memory
+from .sizing import DEFAULT_CONTEXT_LENGTH, DEFAULT_OVERHEAD, estimate_memory
 
 class ModelLoadError(OSError):
     """A model could not be loaded; the message says why and what to do about it."""
 
 
-def _hub_error_message(name, error):
-    """A helpful message for a Hub error found in `error`'s chain, or None if it is not one."""
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-    )
-
-    chain, seen = [], error
-    while seen is not None and len(chain) < 10:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    for err in chain:
-        if isinstance(err, GatedRepoError):
-            return (
-                f"{name!r} is a gated model: its authors ask you to accept their licence first. "
-                f"1) Open https://huggingface.co/{name} while logged in and request access. "
-                "2) Create a read token at https://huggingface.co/settings/tokens. "
-                "3) Provide it without typing it into the notebook: set the HF_TOKEN environment "
-                "variable, or in Colab add a secret named HF_TOKEN (key icon in the left bar). "
-                f"Or pick an ungated model, e.g. {DEFAULT_HUB_MODEL!r}."
-            )
-        if isinstance(err, RepositoryNotFoundError):
-            return (
-                f"{name!r} was not found on the Hugging Face Hub (or it is private). Check the "
-                "spelling 'owner/name' on https://huggingface.co/models, or pass a local folder."
-            )
-        if isinstance(err, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
-            return _offline_message(name)
-    return None
-
-
-def _offline_message(name):
-    return (
-        f"{name!r} is not in the local cache and the Hub cannot be reached (offline, or "
-        "HF_HUB_OFFLINE=1). Connect once to download it, or use the model shipped with "
-        "chatkit, which works offline: chatkit.embedded_model_path()."
-    )
+def _check_name(name):
+    problem = name_problem(name)
+    if problem is not None:
+        raise ModelLoadError(problem)
 
 
 def _raise_helpful(name, error):
-    message = _hub_error_message(name, error)
+    message = hub_error_message(name, error)
     if message is None:
         raise error
     raise ModelLoadError(message) from error
 
 
 def load_tokenizer(name, **kwargs):
-    """`AutoTokenizer.from_pretrained` with the same helpful errors as `load_model`."""
+    """`AutoTokenizer.from_pretrained` with the same checks and helpful errors as `load_model`."""
     from transformers import AutoTokenizer
 
+    _check_name(name)
     kwargs.setdefault("trust_remote_code", False)
     try:
         return AutoTokenizer.from_pretrained(name, **kwargs)
@@ -157,13 +68,11 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
     `device_map="auto"` (GPU when there is one). Any `from_pretrained` keyword may be passed
     (`quantization_config=...`, `dtype=torch.bfloat16`, ...).
 
-    Memory guard: before any weight is read, the need is estimated from the config
-    (`chatkit.memory.check_fits`); when it exceeds the memory available (GPU memory, else RAM),
-    `chatkit.memory.NotEnoughMemoryError` names the smaller options. `allow_oversize=True` skips it.
+    Memory guard: before any weight is read, the need is estimated from the config (`check_fits`);
+    when it exceeds the memory available (GPU memory, else RAM), `NotEnoughMemoryError` names the
+    smaller options. `allow_oversize=True` skips it.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from .memory import guard_loading
 
     kwargs.setdefault("use_safetensors", True)
     kwargs.setdefault("trust_remote_code", False)
@@ -177,45 +86,141 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
     if config is not None:
         guard_loading(name, config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype, device_map=device_map, **kwargs
-        )
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, **kwargs)
     except OSError as error:
         _raise_helpful(name, error)
     model.eval()
     return model, tokenizer
 
 
-def hf_token():
-    """The Hugging Face token from `HF_TOKEN` or, in Colab, the secret named HF_TOKEN; None if neither.
+# ----------------------------------------------------------------------------- the memory guard
+class NotEnoughMemoryError(MemoryError):
+    """Loading a model would need more memory than this machine has; the message names smaller options."""
 
-    Never prompts (an interactive `login()` would hang a headless run), never prints the token.
+
+# What the guard suggests, smallest memory last, with the from_pretrained arguments that load each.
+SMALLER_OPTIONS = (
+    ("bf16", "dtype=torch.bfloat16"),
+    ("int8", "quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16"),
+    ("4bit", 'quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
+             "bnb_4bit_use_double_quant=True), dtype=torch.bfloat16"),
+)
+
+
+
+def loading_estimate(model, dtype="auto", quantization_config=None, *, config=None,
+                     context_length=None, overhead=None):
+    """`chatkit.sizing.estimate_memory` for what `from_pretrained(model, dtype=..., quantization_config=...)` loads.
+
+    model: a model name or folder (or a transformers config); `config` skips reading it again.
+    dtype: "auto" (the checkpoint's dtype), a torch dtype or a name ("bf16", "float16"...).
+
+    Example:
+        >>> import chatkit
+        >>> loading_estimate(chatkit.embedded_model_path()).dtype   # the embedded model is saved in fp32
+        'fp32'
+        >>> loading_estimate(chatkit.embedded_model_path(), quantization_config={"load_in_8bit": True}).dtype
+        'int8'
     """
-    token = os.environ.get("HF_TOKEN", "").strip()
-    if token:
-        return token
-    try:
-        from google.colab import userdata  # only importable inside Colab
+    if config is None:
+        config = model if not isinstance(model, (str, os.PathLike)) else as_config(str(model))
+    base = checkpoint_dtype(config) if dtype in (None, "auto") else normalize_dtype(dtype)
+    quantized, double_quant = quantization_kind(quantization_config)
+    if quantized and base not in FLOAT_DTYPES:
+        raise ValueError(f"with quantization_config, dtype must be a float dtype (bf16, fp16, fp32), not {dtype!r}.")
+    estimate = estimate_memory(
+        config,
+        quantized or base,
+        context_length=DEFAULT_CONTEXT_LENGTH if context_length is None else context_length,
+        overhead=DEFAULT_OVERHEAD if overhead is None else overhead,
+        base_dtype=base if quantized else "bf16",
+        double_quant=double_quant,
+    )
+    if isinstance(model, (str, os.PathLike)):
+        estimate = replace(estimate, model=describe_model(str(model)))
+    return estimate
 
-        return userdata.get("HF_TOKEN") or None
-    except Exception:  # not in Colab, no such secret, or access to it not granted
+
+def check_fits(model, dtype="auto", quantization_config=None, *, config=None, available_bytes=None,
+               device=None, context_length=None, overhead=None, allow_oversize=False):
+    """The memory guard: estimate what loading needs and refuse when this machine cannot hold it.
+
+    Returns the `MemoryEstimate` (weights + KV cache for `context_length` tokens + overhead; the
+    defaults of `chatkit.sizing.estimate_memory`). Raises `NotEnoughMemoryError`, naming the smaller
+    options (bf16, 8-bit, 4-bit, a smaller model) and how to load each, when the estimate exceeds
+    `available_bytes` (default: `machine_memory(device).available_bytes`, GPU memory when there is a
+    GPU, else system RAM), unless `allow_oversize=True`.
+
+    Example:
+        >>> check_fits("meta-llama/Meta-Llama-3-8B-Instruct", "fp32", available_bytes=16 * 2**30)
+        Traceback (most recent call last):
+        ...
+        chatkit.loading.NotEnoughMemoryError: Loading meta-llama/Meta-Llama-3-8B-Instruct in fp32 needs about 37.1 GiB (weights 29.9 GiB + KV cache for 4,096 tokens 1.0 GiB + 20% overhead), but this machine has 16.0 GiB available (as given). Smaller options:
+        - bf16: about 18.5 GiB (does not fit either): dtype=torch.bfloat16
+        ...
+    """
+    if config is None and isinstance(model, (str, os.PathLike)):
+        config = as_config(str(model))
+    estimate = loading_estimate(model, dtype, quantization_config, config=config,
+                                context_length=context_length, overhead=overhead)
+    if available_bytes is None:
+        machine = machine_memory(device)
+        available_bytes, where = machine.available_bytes, machine.describe()
+    else:
+        where = f"{format_bytes(available_bytes)} available (as given)"
+    if estimate.total <= available_bytes or allow_oversize:
+        return estimate
+    label = str(model) if isinstance(model, (str, os.PathLike)) else (
+        getattr(model, "name_or_path", "") or "the model")  # a config: its name_or_path when it has one
+    raise NotEnoughMemoryError(_too_big_message(model, label, estimate, available_bytes, where, config,
+                                                context_length, overhead))
+
+
+def _too_big_message(model, label, estimate, available_bytes, where, config, context_length, overhead):
+    lines = [
+        f"Loading {describe_model(label)} in {estimate.dtype} needs about {format_bytes(estimate.total)} "
+        f"(weights {format_bytes(estimate.weights)} + KV cache for {estimate.context_length:,} tokens "
+        f"{format_bytes(estimate.kv_cache)} + {estimate.overhead_fraction:.0%} overhead), but this machine "
+        f"has {where}. Smaller options:"
+    ]
+    order = [key for key, _ in SMALLER_OPTIONS]
+    asked = "bf16" if estimate.dtype == "fp16" else estimate.dtype  # same size: suggest what is smaller
+    start = order.index(asked) + 1 if asked in order else 0
+    for key, how in SMALLER_OPTIONS[start:]:
+        option = loading_estimate(model, "bf16" if key != "int8" else "fp16",
+                                  None if key == "bf16" else _option_config(key),
+                                  config=config, context_length=context_length, overhead=overhead)
+        verdict = "fits" if option.total <= available_bytes else "does not fit either"
+        lines.append(f"- {key}: about {format_bytes(option.total)} ({verdict}): {how}")
+    lines.append(
+        f"- a smaller model, e.g. {DEFAULT_HUB_MODEL!r} or chatkit.embedded_model_path() (offline); "
+        "chatkit.sizing.fit_table() compares models."
+    )
+    lines.append("To load anyway (it may swap, crash or be killed), pass allow_oversize=True.")
+    return "\n".join(lines)
+
+
+def guard_loading(model, config, dtype="auto", quantization_config=None, device_map=None,
+                  allow_oversize=False):
+    """What `chatkit.load_model` runs before reading weights: `check_fits`, skipped where it cannot judge.
+
+    Returns the estimate, or None when the architecture cannot be sized (a model type sizing cannot
+    build, a quantization method other than bitsandbytes, e.g. a GPTQ or AWQ checkpoint): then
+    loading proceeds unguarded. A checkpoint saved quantized is sized as its config says.
+    """
+    if allow_oversize:
         return None
-
-
-def check_access(name):
-    """Ask the Hub whether `name` can be downloaded with the current token, without downloading it.
-
-    Returns a message for the reader: access granted, or what is wrong (offline, gated, unknown).
-    """
-    if not hub_reachable():
-        return _offline_message(name)
-    from huggingface_hub import auth_check
-
+    if quantization_config is None:
+        quantization_config = getattr(config, "quantization_config", None)
     try:
-        auth_check(name, token=hf_token())
-    except Exception as error:
-        message = _hub_error_message(name, error)
-        if message is None:
-            raise
-        return message
-    return f"{name!r}: access granted; it can be downloaded with your token (or without one)."
+        loading_estimate(model, dtype, quantization_config, config=config)
+    except Exception:  # the guard is advisory: what sizing cannot size must still load
+        return None
+    device = "cpu" if device_map in ("cpu", {"": "cpu"}) else None
+    return check_fits(model, dtype, quantization_config, config=config, device=device)
+
+
+def _option_config(key):
+    if key == "int8":
+        return {"load_in_8bit": True}
+    return {"load_in_4bit": True, "bnb_4bit_use_double_quant": True}

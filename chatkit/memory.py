@@ -1,42 +1,36 @@
-"""Measuring memory: what a loaded model really takes, the peak while loading, the KV cache, what fits.
+"""Measuring memory: what a loaded model really takes, the peak while loading, and the KV cache.
 
-`chatkit.sizing` estimates memory from a config (no weights); this module measures real models and
-compares. It also guards loading: `check_fits()` estimates the need before any weight is read and
-refuses, naming the smaller options, when the machine cannot hold it (`chatkit.load_model` calls it).
+`chatkit.sizing` estimates memory from a config (no weights); this module measures real models, so a
+notebook can put the two side by side.
 
 - `footprint_breakdown(model)` / `model_footprint(model)`: bytes of every tensor the model holds, per
   storage dtype, including bitsandbytes' quantization state (the per-block scales of 4-bit weights, the
   per-row scales of 8-bit ones), which `model.get_memory_footprint()` does not count.
 - `PeakMemory`: the peak memory while a block runs (CPU: the process's resident memory, sampled by a
   thread and, on Linux, read exactly from the kernel's high-water mark; GPU: torch's peak allocation).
-- `machine_memory()`: the memory a model can use here: GPU memory when there is a GPU, else system RAM.
 - `cache_bytes(cache)` / `measure_kv_cache(...)`: the KV cache measured after a forward pass, next to
   `chatkit.sizing.kv_cache_bytes`: 2 × layers × kv_heads × head_dim × bytes per value × tokens.
-- `check_fits(...)`, `NotEnoughMemoryError`: the memory guard `chatkit.load_model` uses.
 - `disable_bnb_cpu_repacking(model)`: keeps bitsandbytes' 4-bit layers on the portable CPU path.
 
+What memory is available here is `chatkit.machine.machine_memory()`; the guard that refuses to load
+what cannot fit is `chatkit.loading.check_fits()`.
+
 Example:
-    >>> with PeakMemory() as peak:                               # doctest: +SKIP
-    ...     model, tokenizer = chatkit.load_model(path)
-    >>> peak.increase_bytes, model_footprint(model)              # doctest: +SKIP
+    >>> import chatkit
+    >>> with PeakMemory() as peak:
+    ...     model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
+    >>> footprint_breakdown(model) == {"float32": model_footprint(model)}
+    True
+    >>> peak.peak_bytes >= peak.start_bytes
+    True
 """
 
 import os
 import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-GiB = 2**30
-MiB = 2**20
-
-
-def format_bytes(n):
-    """A byte count for people: "37.1 GiB", "2.6 MiB", "980 B" (binary units, as memory is sold)."""
-    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
-
+from .sizing import kv_cache_bytes
 
 # ----------------------------------------------------------------------------- footprint
 
@@ -63,9 +57,8 @@ def footprint_breakdown(model):
     Counts parameters and buffers once each (tied weights share storage) and the quantization state
     of bitsandbytes layers. Tensors on the meta device (not allocated) count nothing.
 
-    Example:
-        >>> footprint_breakdown(model)            # doctest: +SKIP
-        {'bfloat16': 516608, 'uint8': 1449984, 'quant_state': 183040}
+    A 4-bit model, for one, shows `{'bfloat16': ..., 'uint8': ..., 'quant_state': ...}`: its packed
+    weights are uint8, what bitsandbytes leaves unquantized is bf16.
     """
     seen, sizes = set(), {}
 
@@ -91,65 +84,6 @@ def footprint_breakdown(model):
 def model_footprint(model):
     """Total bytes of `footprint_breakdown(model)`: what the loaded model really holds in memory."""
     return sum(footprint_breakdown(model).values())
-
-
-# ----------------------------------------------------------------------------- the machine
-
-
-@dataclass(frozen=True)
-class MachineMemory:
-    """Memory a model can use on this machine: `device` ('cuda' or 'cpu'), total and available bytes."""
-
-    device: str
-    total_bytes: int
-    available_bytes: int
-
-    def describe(self):
-        where = "GPU memory" if self.device == "cuda" else "system RAM"
-        return (
-            f"{where}: {format_bytes(self.available_bytes)} available of {format_bytes(self.total_bytes)}"
-        )
-
-
-def _system_ram():
-    """(total, available) bytes of system RAM: psutil when installed, else /proc/meminfo, else sysconf."""
-    try:
-        import psutil
-
-        vm = psutil.virtual_memory()
-        return vm.total, vm.available
-    except ImportError:
-        pass
-    try:
-        info = {}
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, value = line.split(":", 1)
-                info[key] = int(value.split()[0]) * 1024
-        return info["MemTotal"], info.get("MemAvailable", info["MemFree"])
-    except (OSError, KeyError, ValueError):
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return total, total
-
-
-def machine_memory(device=None):
-    """A `MachineMemory` for the GPU (`torch.cuda.mem_get_info`) when there is one, else system RAM.
-
-    `device="cpu"` forces system RAM; `device="cuda"` requires a GPU.
-    """
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for but torch sees no CUDA GPU; use device='cpu'.")
-        free, total = torch.cuda.mem_get_info()
-        return MachineMemory("cuda", total, free)
-    if device != "cpu":
-        raise ValueError(f"device must be 'cuda', 'cpu' or None (pick automatically), not {device!r}.")
-    total, available = _system_ram()
-    return MachineMemory("cpu", total, available)
 
 
 # ----------------------------------------------------------------------------- peak memory
@@ -326,12 +260,12 @@ def measure_kv_cache(model, context_lengths, batch_size=1):
     dtype of the model's activations. Returns a list of `KVCacheMeasurement`.
 
     Example:
-        >>> [m.measured_bytes for m in measure_kv_cache(model, [64, 128])]   # doctest: +SKIP
-        [65536, 131072]
+        >>> import chatkit
+        >>> model, _ = chatkit.load_model(chatkit.embedded_model_path())
+        >>> [m.measured_bytes == m.formula_bytes for m in measure_kv_cache(model, [16, 64])]
+        [True, True]
     """
     import torch
-
-    from .sizing import kv_cache_bytes
 
     lengths = list(context_lengths)
     if not lengths or any(not isinstance(n, int) or n < 1 for n in lengths):
@@ -355,166 +289,6 @@ def measure_kv_cache(model, context_lengths, batch_size=1):
         results.append(KVCacheMeasurement(tokens, batch_size, measured, formula))
     return results
 
-
-# ----------------------------------------------------------------------------- the memory guard
-
-
-class NotEnoughMemoryError(MemoryError):
-    """Loading a model would need more memory than this machine has; the message names smaller options."""
-
-
-# What the guard suggests, smallest memory last, with the from_pretrained arguments that load each.
-SMALLER_OPTIONS = (
-    ("bf16", "dtype=torch.bfloat16"),
-    ("int8", "quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16"),
-    ("4bit", 'quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
-             "bnb_4bit_use_double_quant=True), dtype=torch.bfloat16"),
-)
-
-
-def _quantization_key(quantization_config):
-    """("int8" | "4bit" | None, double_quant) for a BitsAndBytesConfig or its dict; ValueError otherwise."""
-    if quantization_config is None:
-        return None, False
-    get = quantization_config.get if isinstance(quantization_config, dict) else (
-        lambda name, default=None: getattr(quantization_config, name, default))
-    method = get("quant_method", "bitsandbytes")
-    method = str(getattr(method, "value", method))  # transformers keeps an enum here
-    if "bitsandbytes" not in method.lower():
-        raise ValueError(f"the memory guard sizes bitsandbytes quantization only, not {method!r}.")
-    if get("load_in_8bit", False):
-        return "int8", False
-    if get("load_in_4bit", False):
-        return "4bit", bool(get("bnb_4bit_use_double_quant", False))
-    return None, False
-
-
-def _checkpoint_dtype(config):
-    """The dtype a checkpoint was saved in (what dtype="auto" loads), "fp32" when the config is silent."""
-    from .sizing import normalize_dtype
-
-    saved = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    try:
-        return normalize_dtype(saved) if saved is not None else "fp32"
-    except ValueError:
-        return "fp32"
-
-
-def loading_estimate(model, dtype="auto", quantization_config=None, *, config=None,
-                     context_length=None, overhead=None):
-    """`chatkit.sizing.estimate_memory` for what `from_pretrained(model, dtype=..., quantization_config=...)` loads.
-
-    model: a model name or folder (or a transformers config); `config` skips reading it again.
-    dtype: "auto" (the checkpoint's dtype), a torch dtype or a name ("bf16", "float16"...).
-    """
-    from .sizing import DEFAULT_CONTEXT_LENGTH, DEFAULT_OVERHEAD, as_config, estimate_memory, normalize_dtype
-
-    if config is None:
-        config = model if not isinstance(model, (str, os.PathLike)) else as_config(str(model))
-    base = _checkpoint_dtype(config) if dtype in (None, "auto") else normalize_dtype(dtype)
-    quantized, double_quant = _quantization_key(quantization_config)
-    if quantized and base not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"with quantization_config, dtype must be a float dtype (bf16, fp16, fp32), not {dtype!r}.")
-    estimate = estimate_memory(
-        config,
-        quantized or base,
-        context_length=DEFAULT_CONTEXT_LENGTH if context_length is None else context_length,
-        overhead=DEFAULT_OVERHEAD if overhead is None else overhead,
-        base_dtype=base if quantized else "bf16",
-        double_quant=double_quant,
-    )
-    if isinstance(model, (str, os.PathLike)):
-        from .loading import describe_model
-
-        estimate = replace(estimate, model=describe_model(str(model)))
-    return estimate
-
-
-def check_fits(model, dtype="auto", quantization_config=None, *, config=None, available_bytes=None,
-               device=None, context_length=None, overhead=None, allow_oversize=False):
-    """The memory guard: estimate what loading needs and refuse when this machine cannot hold it.
-
-    Returns the `MemoryEstimate` (weights + KV cache for `context_length` tokens + overhead; the
-    defaults of `chatkit.sizing.estimate_memory`). Raises `NotEnoughMemoryError`, naming the smaller
-    options (bf16, 8-bit, 4-bit, a smaller model) and how to load each, when the estimate exceeds
-    `available_bytes` (default: `machine_memory(device).available_bytes`, GPU memory when there is a
-    GPU, else system RAM), unless `allow_oversize=True`.
-
-    Example:
-        >>> check_fits("meta-llama/Meta-Llama-3-8B-Instruct", "fp32", available_bytes=16 * 2**30)  # doctest: +SKIP
-        Traceback (most recent call last):
-        NotEnoughMemoryError: Loading meta-llama/Meta-Llama-3-8B-Instruct in fp32 needs about 37.1 GiB ...
-    """
-    from .loading import DEFAULT_HUB_MODEL
-
-    if config is None and isinstance(model, (str, os.PathLike)):
-        from .sizing import as_config
-
-        config = as_config(str(model))
-    estimate = loading_estimate(model, dtype, quantization_config, config=config,
-                                context_length=context_length, overhead=overhead)
-    if available_bytes is None:
-        machine = machine_memory(device)
-        available_bytes, where = machine.available_bytes, machine.describe()
-    else:
-        where = f"{format_bytes(available_bytes)} available (as given)"
-    if estimate.total <= available_bytes or allow_oversize:
-        return estimate
-
-    from .loading import describe_model
-
-    if isinstance(model, (str, os.PathLike)):
-        label = str(model)
-    else:  # a config: its name_or_path when it has one
-        label = getattr(model, "name_or_path", "") or "the model"
-
-    lines = [
-        f"Loading {describe_model(label)} in {estimate.dtype} needs about {format_bytes(estimate.total)} "
-        f"(weights {format_bytes(estimate.weights)} + KV cache for {estimate.context_length:,} tokens "
-        f"{format_bytes(estimate.kv_cache)} + {estimate.overhead_fraction:.0%} overhead), but this machine "
-        f"has {where}. Smaller options:"
-    ]
-    order = [key for key, _ in SMALLER_OPTIONS]
-    asked = "bf16" if estimate.dtype == "fp16" else estimate.dtype  # same size: suggest what is smaller
-    start = order.index(asked) + 1 if asked in order else 0
-    for key, how in SMALLER_OPTIONS[start:]:
-        option = loading_estimate(model, "bf16" if key != "int8" else "fp16",
-                                  None if key == "bf16" else _option_config(key),
-                                  config=config, context_length=context_length, overhead=overhead)
-        verdict = "fits" if option.total <= available_bytes else "does not fit either"
-        lines.append(f"- {key}: about {format_bytes(option.total)} ({verdict}): {how}")
-    lines.append(
-        f"- a smaller model, e.g. {DEFAULT_HUB_MODEL!r} or chatkit.embedded_model_path() (offline); "
-        "chatkit.sizing.fit_table() compares models."
-    )
-    lines.append("To load anyway (it may swap, crash or be killed), pass allow_oversize=True.")
-    raise NotEnoughMemoryError("\n".join(lines))
-
-
-def guard_loading(model, config, dtype="auto", quantization_config=None, device_map=None,
-                  allow_oversize=False):
-    """What `chatkit.load_model` runs before reading weights: `check_fits`, skipped where it cannot judge.
-
-    Returns the estimate, or None when the architecture cannot be sized (a model type sizing cannot
-    build, a quantization method other than bitsandbytes, e.g. a GPTQ or AWQ checkpoint): then
-    loading proceeds unguarded. A checkpoint saved quantized is sized as its config says.
-    """
-    if allow_oversize:
-        return None
-    if quantization_config is None:
-        quantization_config = getattr(config, "quantization_config", None)
-    try:
-        loading_estimate(model, dtype, quantization_config, config=config)
-    except Exception:  # the guard is advisory: what sizing cannot size must still load
-        return None
-    device = "cpu" if device_map in ("cpu", {"": "cpu"}) else None
-    return check_fits(model, dtype, quantization_config, config=config, device=device)
-
-
-def _option_config(key):
-    if key == "int8":
-        return {"load_in_8bit": True}
-    return {"load_in_4bit": True, "bnb_4bit_use_double_quant": True}
 
 # ----------------------------------------------------------------------------- bitsandbytes on CPU
 

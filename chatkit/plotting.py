@@ -5,17 +5,37 @@
 - `plot_bars()`: one bar per labelled measurement (dtypes, MoE against dense, methods);
 - `plot_first_token()`: time to first token against prompt length (prefill grows, decode does not).
 
-Figures are made without pyplot, so nothing is drawn twice or left open; a notebook shows one by
-ending a cell with it. Example:
-    >>> fig = plot_bars({"fp32": 15.8, "bf16": 26.8}, ylabel="tokens/s")   # doctest: +SKIP
+Figures are made without pyplot, so nothing is drawn twice or left open, and they draw themselves as
+a PNG image when a notebook cell ends with one (`_repr_png_`): without pyplot, Jupyter's inline
+backend is never set up and a bare Figure would show only as the text `<Figure size ...>`.
+
+Example:
+    >>> fig = plot_bars({"fp32": 15.8, "bf16": 26.8}, ylabel="tokens/s")
+    >>> [float(bar.get_height()) for bar in fig.axes[0].patches]
+    [15.8, 26.8]
 """
 
 
+def figure_png(fig, dpi=100):
+    """The PNG bytes of a matplotlib Figure (no version stamp in the file, so re-runs write the same bytes)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def _figure(width=6.0, height=3.6):
-    # A bare Figure (not pyplot's): no global state, no backend needed, shown by Jupyter when returned.
+    # A bare Figure (not pyplot's): no global state, no backend needed; it shows itself as a PNG.
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    class ShownFigure(Figure):
+        """A Figure that Jupyter displays as a PNG image when a cell ends with it."""
+
+        def _repr_png_(self):
+            return figure_png(self)
+
+    fig = ShownFigure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
 

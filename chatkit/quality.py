@@ -6,7 +6,9 @@ Two numbers, both on held-out text (text the model was not trained on):
   most likely next token is the same. 100% means greedy decoding would pick the same token everywhere
   (given the same prefix); it says nothing about whether that token is right.
 - perplexity: exp(mean negative log-likelihood per predicted token). Lower is better; a model that
-  guesses uniformly over a vocabulary of V tokens scores V.
+  guesses uniformly over a vocabulary of V tokens scores V. Score it on the assistant's tokens only
+  (`assistant_masks`): that is what a chat model is trained to predict; the system and user turns
+  are the reader's text, and scoring them measures how well the model guesses questions.
 
 Held-out text: conversations from the course's corpus generator (`training/corpus.py`, present in a
 checkout of the repository) drawn with `HELD_OUT_SEED`, a seed training does not use; where the
@@ -14,8 +16,11 @@ generator is absent (e.g. chatkit installed from a wheel on Colab), a few fixed 
 Each chat is rendered with the tokenizer's chat template, so the text looks like what a chat model sees.
 
 Example:
-    >>> seqs = encode_chats(tokenizer, held_out_chats())                  # doctest: +SKIP
-    >>> next_token_agreement(model_4bit, model_fp32, seqs), perplexity(model_4bit, seqs)  # doctest: +SKIP
+    >>> import chatkit
+    >>> model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
+    >>> seqs = encode_chats(tokenizer, held_out_chats(4))
+    >>> next_token_agreement(model, model, seqs)     # a model agrees with itself everywhere
+    1.0
 """
 
 import importlib.util
@@ -71,17 +76,63 @@ def held_out_source():
     return f"the course's corpus generator, seed {HELD_OUT_SEED} (not used for training)"
 
 
+def _encode(tokenizer, chat, index):
+    """(token ids, [(start, end) character offsets], rendered text) of a chat, as the template writes it."""
+    text = tokenizer.apply_chat_template(chat, tokenize=False)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)  # the template wrote BOS
+    if len(encoded["input_ids"]) < 2:
+        raise ValueError(f"chat {index} renders to {len(encoded['input_ids'])} token(s); at least 2 are needed.")
+    return encoded["input_ids"], encoded["offset_mapping"], text
+
+
 def encode_chats(tokenizer, chats, max_tokens=512):
     """Render each chat with the tokenizer's chat template into a 1-D tensor of token ids."""
     import torch
 
-    sequences = []
+    return [torch.tensor(_encode(tokenizer, chat, i)[0][:max_tokens], dtype=torch.long)
+            for i, chat in enumerate(chats)]
+
+
+def _assistant_spans(tokenizer, chat, text):
+    """Character spans of each assistant reply in the rendered text, with the end-of-turn token after it."""
+    spans, position = [], 0
+    eos = tokenizer.eos_token or ""
+    for message in chat:
+        found = text.find(message["content"], position) if message["content"] else -1
+        if found < 0:
+            continue
+        end = found + len(message["content"])
+        if message["role"] == "assistant":
+            if eos and text.startswith(eos, end):
+                end += len(eos)
+            spans.append((found, end))
+        position = end
+    return spans
+
+
+def assistant_masks(tokenizer, chats, max_tokens=512):
+    """For each chat, a bool tensor over `encode_chats`' tokens: True on the assistant's tokens.
+
+    The assistant's tokens are each reply and the end-of-turn token that closes it: what chat models
+    are trained to predict (chatkit's embedded model is trained on exactly these).
+
+    Example:
+        >>> import chatkit
+        >>> tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
+        >>> chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+        >>> ids, mask = encode_chats(tokenizer, [chat])[0], assistant_masks(tokenizer, [chat])[0]
+        >>> tokenizer.decode(ids[mask])
+        'Hello!<|im_end|>'
+    """
+    import torch
+
+    masks = []
     for index, chat in enumerate(chats):
-        ids = tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False)
-        if len(ids) < 2:
-            raise ValueError(f"chat {index} renders to {len(ids)} token(s); at least 2 are needed.")
-        sequences.append(torch.tensor(ids[:max_tokens], dtype=torch.long))
-    return sequences
+        ids, offsets, text = _encode(tokenizer, chat, index)
+        spans = _assistant_spans(tokenizer, chat, text)
+        keep = [any(s <= start and end <= e for s, e in spans) and end > start for start, end in offsets]
+        masks.append(torch.tensor(keep[:max_tokens], dtype=torch.bool))
+    return masks
 
 
 def _check_sequences(sequences):
@@ -127,14 +178,25 @@ def next_token_agreement(model, reference, sequences):
     return same / total
 
 
-def perplexity(model, sequences):
-    """exp(mean negative log-likelihood) of every token after the first, over all sequences."""
+def perplexity(model, sequences, masks=None):
+    """exp(mean negative log-likelihood) over the predicted tokens of all sequences.
+
+    Without `masks`, every token after the first is scored; with `masks` (see `assistant_masks`),
+    only the tokens where the mask is True.
+    """
     import torch.nn.functional as F
 
     _check_sequences(sequences)
+    if masks is not None and (len(masks) != len(sequences)
+                              or any(m.shape != s.shape for m, s in zip(masks, sequences))):
+        raise ValueError("masks must hold one bool tensor per sequence, of the same length (assistant_masks).")
     nll = count = 0.0
-    for seq in sequences:
-        logits = _logits(model, seq)
-        nll += float(F.cross_entropy(logits, seq[1:], reduction="sum"))
-        count += seq.numel() - 1
+    for index, seq in enumerate(sequences):
+        losses = F.cross_entropy(_logits(model, seq), seq[1:], reduction="none")
+        if masks is not None:
+            losses = losses[masks[index][1:]]
+        nll += float(losses.sum())
+        count += losses.numel()
+    if count == 0:
+        raise ValueError("the masks select no token to score: do the chats have assistant replies?")
     return math.exp(nll / count)

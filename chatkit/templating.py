@@ -16,8 +16,14 @@ model was trained on. This module helps with what goes wrong around it:
   renders it.
 
 Example:
-    >>> text = tokenizer.apply_chat_template(chat, chat_template=FAMILY_TEMPLATES["gemma"],
-    ...                                      tokenize=False, add_generation_prompt=True)   # doctest: +SKIP
+    >>> import chatkit
+    >>> tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
+    >>> print(tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
+    ...       chat_template=FAMILY_TEMPLATES["gemma"], add_generation_prompt=True))
+    <bos><start_of_turn>user
+    Hi<end_of_turn>
+    <start_of_turn>model
+    <BLANKLINE>
 """
 
 from .chat import validate_chat
@@ -206,8 +212,13 @@ def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True,
     when even the system message and the last turn do not fit.
 
     Example:
-        >>> chat, dropped = fit_to_context(chat, tokenizer, model.config.max_position_embeddings,
-        ...                                max_new_tokens=128)                           # doctest: +SKIP
+        >>> import chatkit
+        >>> tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
+        >>> long_chat = [{"role": "user", "content": "Hello! " * 40}, {"role": "assistant", "content": "Hi."},
+        ...              {"role": "user", "content": "What is 2 + 2?"}]
+        >>> fitted, dropped = fit_to_context(long_chat, tokenizer, 64, max_new_tokens=16, announce=False)
+        >>> dropped, fitted[-1]["content"]
+        (2, 'What is 2 + 2?')
     """
     validate_chat(chat)
     if not isinstance(max_tokens, int) or max_tokens < 1:

@@ -1,6 +1,6 @@
 """A chat widget for notebooks: talk to a model with replies streaming in, token by token.
 
-`ChatWidget(model, tokenizer)` is an ipywidgets 8 user interface around `generation.stream_reply`:
+`ChatWidget(model, tokenizer)` is an ipywidgets user interface around `generation.stream_reply`:
 a conversation view, an input box (Enter sends), Send / Stop / Reset buttons, a system-prompt field and
 generation settings. Its `history` is the same list of `{"role", "content"}` dicts that
 `pipeline("text-generation")` takes, readable and settable from code. The reply streams in a background
@@ -9,20 +9,22 @@ thread, so the notebook stays usable while the model writes; errors show inside 
 What it simplifies: one conversation at a time, replies as plain text (no Markdown rendering).
 
 Example:
-    >>> chat = chat_widget()              # doctest: +SKIP
-    >>> chat                              # doctest: +SKIP   (the last line of a cell shows it)
-    >>> chat.send("Hello!"); chat.wait()  # doctest: +SKIP
-    >>> chat.history                      # doctest: +SKIP
+    >>> import chatkit
+    >>> chat = chat_widget(chatkit.embedded_model_path(), system_prompt="")   # end a cell with it to show it
+    >>> chat.send("Hi!"), chat.wait(timeout=60)
+    (True, True)
+    >>> chat.history
+    [{'role': 'user', 'content': 'Hi!'}, {'role': 'assistant', 'content': 'Hello! How can I help you today?'}]
 """
 
 import html
 import threading
-
-import ipywidgets as widgets
+import warnings
 
 from .chat import validate_chat
 from .generation import generation_settings, stream_reply
-from .loading import default_model, describe_model, load_model
+from .hub import default_model, describe_model
+from .loading import load_model
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -63,6 +65,17 @@ def _status_html(text, error=False):
     return f'<span class="chatkit-info" style="color:#555;">{html.escape(text)}</span>'
 
 
+def _ipywidgets():
+    """ipywidgets, imported only when a widget is made: the rest of chatkit works without a UI stack."""
+    try:
+        import ipywidgets
+    except ImportError as error:
+        raise ImportError(
+            "The chat widget needs ipywidgets: pip install ipywidgets (Jupyter and Colab have it)."
+        ) from error
+    return ipywidgets
+
+
 class _Job:
     """One reply being generated: its thread and the event that stops it."""
 
@@ -83,8 +96,8 @@ class ChatWidget:
         temperature: 0 for greedy decoding (same chat, same reply), above 0 to sample.
         history: a chat to start from (list of {"role", "content"} dicts).
 
-    The input box sends on Enter (and, as every ipywidgets text box with `continuous_update=False`
-    does, when it loses focus with new text in it). While a reply streams, `history` ends with the
+    The input box sends on Enter only: clicking elsewhere keeps a half-typed message in the box. While
+    a reply streams, `history` ends with the
     user's message; the reply is added when it finishes or is stopped. A failed generation removes
     the user's message again and puts its text back in the input box.
 
@@ -101,45 +114,51 @@ class ChatWidget:
                              f"({MAX_NEW_TOKENS_LIMIT}); pass a smaller value")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ValueError(f"system_prompt must be a string (or None for none), got {type(system_prompt).__name__}")
+        ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
         self._messages = []  # the chat without its system message (that lives in the system field)
         self._job = None
         self._lock = threading.Lock()
-        self._setting_input = False
 
-        self.system_prompt = widgets.Textarea(
+        self.system_prompt = ipw.Textarea(
             value=system_prompt or "", description="System", rows=2,
             placeholder="optional: how the assistant should behave",
-            layout=widgets.Layout(width="98%"),
+            layout=ipw.Layout(width="98%"),
         )
-        self.max_new_tokens = widgets.BoundedIntText(
+        self.max_new_tokens = ipw.BoundedIntText(
             value=max_new_tokens, min=1, max=MAX_NEW_TOKENS_LIMIT, description="max new tokens",
-            style={"description_width": "initial"}, layout=widgets.Layout(width="190px"),
+            style={"description_width": "initial"}, layout=ipw.Layout(width="190px"),
         )
-        self.decoding = widgets.ToggleButtons(
+        self.decoding = ipw.ToggleButtons(
             options=["greedy", "sample"], value="greedy" if temperature == 0 else "sample",
             style={"button_width": "70px"},
         )
-        self.temperature = widgets.FloatSlider(
+        self.temperature = ipw.FloatSlider(
             value=temperature if temperature > 0 else 0.7, min=0.05, max=max(2.0, temperature), step=0.05,
             description="temperature", disabled=temperature == 0, readout_format=".2f",
             style={"description_width": "initial"},
         )
         self.decoding.observe(self._on_decoding, names="value")
-        self.view = widgets.VBox(layout=widgets.Layout(width="98%"))
-        self.status = widgets.HTML()
-        self.input = widgets.Text(
-            placeholder="Type a message and press Enter", continuous_update=False,
-            layout=widgets.Layout(flex="1 1 auto", width="auto"),
+        self.view = ipw.VBox(layout=ipw.Layout(width="98%"))
+        self.status = ipw.HTML()
+        self.input = ipw.Text(
+            placeholder="Type a message and press Enter", continuous_update=True,
+            layout=ipw.Layout(flex="1 1 auto", width="auto"),
         )
-        self.input.observe(self._on_input, names="value")
-        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane",
-                                          layout=widgets.Layout(width="90px"))
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True,
-                                          layout=widgets.Layout(width="80px"))
-        self.reset_button = widgets.Button(description="Reset", icon="trash",
-                                           layout=widgets.Layout(width="80px"))
+        # Enter sends. The text box's value follows every keystroke (continuous_update=True) and Enter
+        # arrives as a "submit" event: ipywidgets 7 and 8 both send it. ipywidgets 8 deprecates
+        # on_submit in favour of observing `value` with continuous_update=False, but that also fires
+        # when the box loses focus, which would send a half-typed message.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.input.on_submit(lambda _: self.send())
+        self.send_button = ipw.Button(description="Send", button_style="primary", icon="paper-plane",
+                                          layout=ipw.Layout(width="90px"))
+        self.stop_button = ipw.Button(description="Stop", icon="stop", disabled=True,
+                                          layout=ipw.Layout(width="80px"))
+        self.reset_button = ipw.Button(description="Reset", icon="trash",
+                                           layout=ipw.Layout(width="80px"))
         self.send_button.on_click(lambda _: self.send())
         self.stop_button.on_click(lambda _: self.stop())
         self.reset_button.on_click(lambda _: self.reset())
@@ -152,10 +171,10 @@ class ChatWidget:
             (self.stop_button, "stop"), (self.reset_button, "reset"),
         ]:
             widget.add_class(f"chatkit-{name}")
-        settings = widgets.HBox([self.max_new_tokens, self.decoding, self.temperature])
-        controls = widgets.HBox([self.input, self.send_button, self.stop_button, self.reset_button],
-                                layout=widgets.Layout(width="98%"))
-        self.ui = widgets.VBox([self.system_prompt, settings, self.view, self.status, controls])
+        settings = ipw.HBox([self.max_new_tokens, self.decoding, self.temperature])
+        controls = ipw.HBox([self.input, self.send_button, self.stop_button, self.reset_button],
+                                layout=ipw.Layout(width="98%"))
+        self.ui = ipw.VBox([self.system_prompt, settings, self.view, self.status, controls])
         self.ui.add_class("chatkit-chat")
         if history is not None:
             self.history = history
@@ -345,7 +364,7 @@ class ChatWidget:
     # ----------------------------------------------------------------- view helpers
 
     def _message_widget(self, role, content, streaming=False):
-        view = widgets.HTML(message_html(role, content, streaming))
+        view = self._ipw.HTML(message_html(role, content, streaming))
         view.add_class("chatkit-message")
         view.add_class(f"chatkit-{role}")
         return view
@@ -363,15 +382,7 @@ class ChatWidget:
         self.stop_button.disabled = not busy
 
     def _set_input(self, text):
-        self._setting_input = True
-        try:
-            self.input.value = text
-        finally:
-            self._setting_input = False
-
-    def _on_input(self, change):
-        if not self._setting_input and change["new"].strip():
-            self.send()
+        self.input.value = text
 
     def _on_decoding(self, change):
         self.temperature.disabled = change["new"] == "greedy"

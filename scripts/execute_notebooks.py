@@ -3,6 +3,8 @@
 Two uses:
     python scripts/execute_notebooks.py notebooks/01_quickstart.ipynb ...   # re-execute in place (authors)
     python scripts/execute_notebooks.py --out build notebooks/*.ipynb       # `make run`: copies + HTML
+    python scripts/execute_notebooks.py --model FOLDER --max-seconds 300 --out build/real notebooks/*.ipynb
+                                                                            # `make test-real`: another model
 
 In place, the stored outputs are what nbval later compares, so execution is made clean: no timing
 metadata, no widget state. Prints a table: notebook, seconds, ok / failed; exits non-zero on a failure.
@@ -20,11 +22,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
-def offline_env():
-    """The environment every run uses: the Hub off, so the notebooks pick the embedded model."""
+def offline_env(model=None):
+    """The environment every run uses: the Hub off, and the embedded model unless `model` is given."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ.pop("CHATKIT_MODEL", None)
+    if model is not None:
+        os.environ["CHATKIT_MODEL"] = str(model)
 
 
 def execute(path, timeout=600):
@@ -72,13 +76,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Execute notebooks headless and offline.")
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="write executed copies and HTML here instead of in place")
+    parser.add_argument("--model", help="run on this model (CHATKIT_MODEL) instead of the embedded one")
+    parser.add_argument("--max-seconds", type=float, help="fail a notebook that takes longer than this")
     args = parser.parse_args(argv)
-    offline_env()
+    if args.model is not None and args.out is None:
+        parser.error("--model needs --out: stored outputs are the embedded model's")
+    offline_env(args.model)
     rows = []
     for path in args.notebooks:
         start = time.perf_counter()
         nb, error = execute(path)
         seconds = time.perf_counter() - start
+        if error is None and args.max_seconds is not None and seconds > args.max_seconds:
+            error = f"took {seconds:.0f} s, over the budget of {args.max_seconds:.0f} s"
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, args.out / path.name)

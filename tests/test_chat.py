@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatkit import ROLES, validate_chat
+from chatkit import validate_chat
+from chatkit.chat import ROLES
 
 
 def test_valid_chats_are_returned_unchanged():

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import chatkit
+from chatkit import environment
 from chatkit.environment import PACKAGES
 
 
@@ -27,7 +28,7 @@ def test_seed_everything_makes_sampling_repeat():
 
 
 def test_package_versions_reports_missing_packages():
-    assert chatkit.package_versions(["no-such-package-xyz"]) == {"no-such-package-xyz": "not installed"}
+    assert environment.package_versions(["no-such-package-xyz"]) == {"no-such-package-xyz": "not installed"}
 
 
 def test_loading_and_generating_after_setup_writes_nothing_to_stderr():

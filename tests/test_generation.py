@@ -59,6 +59,10 @@ def test_settings_pass_through_other_keywords_and_are_idempotent():
     [
         ({"temperature": -0.1}, "pass temperature=0 for greedy"),
         ({"temperature": "hot"}, "temperature must be a number"),
+        ({"temperature": float("nan")}, "temperature must be 0 or more and finite, got nan"),
+        ({"temperature": float("inf")}, "temperature must be 0 or more and finite, got inf"),
+        ({"temperature": 0.7, "top_p": float("nan")}, "top_p must be in"),
+        ({"repetition_penalty": float("inf")}, "repetition_penalty must be a positive number"),
         ({"temperature": 0.7, "top_p": 0}, "top_p must be in \\(0, 1\\]"),
         ({"temperature": 0.7, "top_p": 1.5}, "top_p=0.9"),
         ({"top_p": -1}, "top_p must be in"),

@@ -1,34 +1,11 @@
-from pathlib import Path
+"""chatkit.loading: load_model / load_tokenizer, their checks and errors, and the memory guard."""
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+from transformers import BitsAndBytesConfig, LlamaConfig
 
-from fake_hub import run_against_fake_hub
 import chatkit
-from chatkit import loading
-
-EMBEDDED_LIMIT_BYTES = 16 * 2**20
-
-
-def test_embedded_model_ships_inside_the_package_and_is_small():
-    folder = Path(chatkit.embedded_model_path())
-    assert folder.parent.parent == Path(chatkit.__file__).parent
-    files = list(folder.parent.rglob("*"))
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {f.name for f in files}
-    assert sum(f.stat().st_size for f in files if f.is_file()) <= EMBEDDED_LIMIT_BYTES
-
-
-def test_embedded_model_loads_with_from_pretrained_and_pipeline_offline():
-    path = chatkit.embedded_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
-    assert model.config.vocab_size >= len(tokenizer)
-    pipe = pipeline("text-generation", path)
-    chat = [{"role": "user", "content": "Hello!"}]
-    result = pipe(chat, max_new_tokens=5)
-    assert result[0]["generated_text"][:1] == chat
-    assert result[0]["generated_text"][-1]["role"] == "assistant"
+from chatkit import loading, machine
 
 
 def test_load_model_uses_safe_defaults():
@@ -40,44 +17,12 @@ def test_load_model_uses_safe_defaults():
     assert model.dtype == torch.bfloat16
 
 
-def test_default_model_prefers_env_var_then_embedded_offline(monkeypatch):
-    monkeypatch.setenv("CHATKIT_MODEL", "someone/some-model")
-    assert chatkit.default_model() == "someone/some-model"
-    monkeypatch.delenv("CHATKIT_MODEL")
-    assert chatkit.default_model() == chatkit.embedded_model_path()  # conftest sets HF_HUB_OFFLINE=1
-
-
-def test_default_model_is_the_hub_default_when_the_hub_answers(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(loading, "_can_connect", lambda host, port, timeout: True)
-    assert chatkit.default_model() == chatkit.DEFAULT_HUB_MODEL
-    monkeypatch.setattr(loading, "_can_connect", lambda host, port, timeout: False)
-    assert chatkit.default_model() == chatkit.embedded_model_path()
-
-
-def test_hub_reachable_is_false_offline_and_fails_fast_on_a_closed_port(monkeypatch):
-    assert not chatkit.hub_reachable()
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    import socket
-
-    with socket.socket() as s:  # a port that was free a moment ago: connections are refused at once
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    assert not loading._can_connect("127.0.0.1", port, 1.0)
-
-
-def test_describe_model_hides_machine_paths():
-    assert chatkit.describe_model(chatkit.embedded_model_path()) == "chatkit's embedded model (offline)"
-    assert chatkit.describe_model("owner/name") == "owner/name"
-
-
 def test_offline_and_not_cached_says_so_and_names_the_embedded_model(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
     with pytest.raises(chatkit.ModelLoadError, match="not in the local cache") as info:
         chatkit.load_model("HuggingFaceTB/SmolLM2-360M-Instruct")
     assert "chatkit.embedded_model_path()" in str(info.value)
     assert isinstance(info.value, OSError)  # existing `except OSError` handlers still work
-    assert "Hub cannot be reached" in chatkit.check_access("meta-llama/Meta-Llama-3-8B-Instruct")
 
 
 def test_a_missing_local_folder_is_not_reported_as_a_hub_problem(tmp_path):
@@ -86,30 +31,75 @@ def test_a_missing_local_folder_is_not_reported_as_a_hub_problem(tmp_path):
     assert "gated" not in str(info.value)
 
 
-def test_hf_token_reads_the_environment_and_never_prompts(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "  hf_example  ")
-    assert chatkit.hf_token() == "hf_example"
-    monkeypatch.delenv("HF_TOKEN")
-    assert chatkit.hf_token() is None
+# ------------------------------------------------------------------- names checked before loading
+@pytest.mark.parametrize("name,words", [
+    ("", "The model name is empty"),
+    ("/no/such/folder", "There is no folder '/no/such/folder'"),
+    ("./missing-model", "There is no folder './missing-model'"),
+    ("not a valid id!!", "not a valid Hub id"),
+])
+def test_a_bad_name_gets_chatkits_message_not_huggingface_hubs(name, words):
+    with pytest.raises(chatkit.ModelLoadError) as info:
+        chatkit.load_model(name)
+    message = str(info.value)
+    assert words in message
+    assert "Repo id must be in the form" not in message
+    assert "'HuggingFaceTB/SmolLM2-360M-Instruct'" in message  # names a model that works
 
 
-def test_gated_and_unknown_repos_get_helpful_messages_from_real_hub_errors(tmp_path):
-    """Real huggingface_hub error handling, against a local server that answers like the Hub."""
-    code = (
-        "import chatkit\n"
-        "for name in ['acme/gated-model', 'acme/no-such-model']:\n"
-        "    try:\n"
-        "        chatkit.load_model(name)\n"
-        "    except chatkit.ModelLoadError as error:\n"
-        "        print('LOAD', error)\n"
-        "    print('CHECK', chatkit.check_access(name))\n"
-    )
-    result = run_against_fake_hub(code, tmp_path)  # 401 GatedRepo for names with "gated", else 404
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 4
-    for line in lines[:2]:
-        assert "'acme/gated-model' is a gated model" in line
-        assert "HF_TOKEN" in line and "Colab" in line and "request access" in line
-    for line in lines[2:]:
-        assert "'acme/no-such-model' was not found on the Hugging Face Hub" in line
+def test_load_tokenizer_checks_the_name_too():
+    with pytest.raises(chatkit.ModelLoadError) as info:
+        chatkit.load_tokenizer("")
+    assert "The model name is empty" in str(info.value)
+    assert "Repo id must be in the form" not in str(info.value)
+    assert chatkit.load_tokenizer(chatkit.embedded_model_path()).eos_token is not None
+
+
+# ------------------------------------------------------------------------------ the memory guard
+def test_guard_refuses_with_the_smaller_options_and_the_override_works(model_dir):
+    fp32 = loading.loading_estimate(model_dir, torch.float32)
+    nf4 = loading.loading_estimate(model_dir, "bf16", {"load_in_4bit": True, "bnb_4bit_use_double_quant": True})
+    available = (fp32.total + nf4.total) // 2  # room for 4-bit, not for fp32
+    with pytest.raises(loading.NotEnoughMemoryError) as info:
+        loading.check_fits(model_dir, torch.float32, available_bytes=available)
+    message = str(info.value)
+    for option in ("- bf16:", "- int8:", "- 4bit:", "a smaller model", "allow_oversize=True"):
+        assert option in message
+    assert "4bit: about" in message and message.count("(fits)") >= 1
+    assert loading.check_fits(model_dir, torch.float32, available_bytes=available, allow_oversize=True) == fp32
+    assert loading.check_fits(model_dir, torch.float32, available_bytes=fp32.total) == fp32
+
+
+def test_guard_only_names_options_smaller_than_the_one_asked_for(model_dir):
+    with pytest.raises(loading.NotEnoughMemoryError) as info:
+        loading.check_fits(model_dir, "bf16", BitsAndBytesConfig(load_in_8bit=True), available_bytes=1000)
+    message = str(info.value)
+    assert "in int8 needs" in message and "- 4bit:" in message and "- bf16:" not in message
+
+
+def test_guard_names_a_config_without_printing_it(model_dir):
+    config = LlamaConfig.from_pretrained(model_dir)
+    with pytest.raises(loading.NotEnoughMemoryError) as info:
+        loading.check_fits(config, torch.float16, available_bytes=1000)
+    message = str(info.value)
+    assert message.startswith("Loading ") and "in fp16 needs" in message and "vocab_size" not in message
+    assert "- bf16:" not in message and "- int8:" in message  # bf16 is no smaller than fp16
+
+
+def test_load_model_is_guarded_and_can_be_overridden(model_dir, monkeypatch):
+    monkeypatch.setattr(loading, "machine_memory", lambda device=None: machine.MachineMemory("cpu", 10**6, 10**5))
+    with pytest.raises(loading.NotEnoughMemoryError, match="system RAM: 97.7 KiB available"):
+        chatkit.load_model(model_dir)
+    model, _ = chatkit.load_model(model_dir, allow_oversize=True)
+    assert model.dtype == torch.float32
+
+
+def test_guard_skips_what_it_cannot_size(model_dir):
+    config = LlamaConfig.from_pretrained(model_dir)
+    assert loading.guard_loading(model_dir, config, quantization_config={"quant_method": "gptq"}) is None
+    assert loading.guard_loading(model_dir, config, allow_oversize=True) is None
+    assert loading.guard_loading(model_dir, config).dtype == "fp32"
+    config.quantization_config = {"quant_method": "awq", "bits": 4}  # a checkpoint saved quantized
+    assert loading.guard_loading(model_dir, config) is None
+    config.quantization_config = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    assert loading.guard_loading(model_dir, config).dtype == "4bit"

@@ -1,11 +1,13 @@
+"""chatkit.memory: what a loaded model really takes (per dtype, with bitsandbytes' state), peaks, the KV cache."""
+
 import time
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 import chatkit
-from chatkit import memory, sizing
+from chatkit import formatting, loading, memory
 
 # Loading arguments per precision, as the notebook uses them: (from_pretrained keywords).
 PRECISIONS = {
@@ -18,19 +20,6 @@ PRECISIONS = {
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16)),
 }
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A 3.7M-parameter Llama (GQA, tied embeddings) saved once: big enough for realistic overheads."""
-    folder = tmp_path_factory.mktemp("llama-3.7m")
-    torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
-                         num_key_value_heads=4, vocab_size=2048, tie_word_embeddings=True,
-                         max_position_embeddings=1024)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(chatkit.embedded_model_path()).save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +37,8 @@ def test_measured_footprint_matches_the_sizing_estimate_within_2_percent(loaded,
     model = loaded[precision]
     kwargs = PRECISIONS[precision]
     measured = memory.model_footprint(model)
-    estimate = memory.loading_estimate(model_dir, kwargs["dtype"], kwargs.get("quantization_config"),
-                                       context_length=0, overhead=0)
+    estimate = loading.loading_estimate(model_dir, kwargs["dtype"], kwargs.get("quantization_config"),
+                                        context_length=0, overhead=0)
     assert abs(estimate.weights - measured) / measured < 0.02
     assert estimate.total == estimate.weights  # no KV cache, no overhead asked for
     assert measured >= model.get_memory_footprint()
@@ -97,61 +86,12 @@ def test_kv_cache_bad_input(loaded):
         memory.cache_bytes("not a cache")
 
 
-def test_guard_refuses_with_the_smaller_options_and_the_override_works(model_dir):
-    fp32 = memory.loading_estimate(model_dir, torch.float32)
-    nf4 = memory.loading_estimate(model_dir, "bf16", {"load_in_4bit": True, "bnb_4bit_use_double_quant": True})
-    available = (fp32.total + nf4.total) // 2  # room for 4-bit, not for fp32
-    with pytest.raises(memory.NotEnoughMemoryError) as info:
-        memory.check_fits(model_dir, torch.float32, available_bytes=available)
-    message = str(info.value)
-    for option in ("- bf16:", "- int8:", "- 4bit:", "a smaller model", "allow_oversize=True"):
-        assert option in message
-    assert "4bit: about" in message and message.count("(fits)") >= 1
-    assert memory.check_fits(model_dir, torch.float32, available_bytes=available, allow_oversize=True) == fp32
-    assert memory.check_fits(model_dir, torch.float32, available_bytes=fp32.total) == fp32
-
-
-def test_guard_only_names_options_smaller_than_the_one_asked_for(model_dir):
-    with pytest.raises(memory.NotEnoughMemoryError) as info:
-        memory.check_fits(model_dir, "bf16", BitsAndBytesConfig(load_in_8bit=True), available_bytes=1000)
-    message = str(info.value)
-    assert "in int8 needs" in message and "- 4bit:" in message and "- bf16:" not in message
-
-
-def test_guard_names_a_config_without_printing_it(model_dir):
-    config = LlamaConfig.from_pretrained(model_dir)
-    with pytest.raises(memory.NotEnoughMemoryError) as info:
-        memory.check_fits(config, torch.float16, available_bytes=1000)
-    message = str(info.value)
-    assert message.startswith("Loading ") and "in fp16 needs" in message and "vocab_size" not in message
-    assert "- bf16:" not in message and "- int8:" in message  # bf16 is no smaller than fp16
-
-
-def test_load_model_is_guarded_and_can_be_overridden(model_dir, monkeypatch):
-    monkeypatch.setattr(memory, "machine_memory", lambda device=None: memory.MachineMemory("cpu", 10**6, 10**5))
-    with pytest.raises(memory.NotEnoughMemoryError, match="system RAM: 97.7 KiB available"):
-        chatkit.load_model(model_dir)
-    model, _ = chatkit.load_model(model_dir, allow_oversize=True)
-    assert model.dtype == torch.float32
-
-
-def test_guard_skips_what_it_cannot_size(model_dir):
-    config = LlamaConfig.from_pretrained(model_dir)
-    assert memory.guard_loading(model_dir, config, quantization_config={"quant_method": "gptq"}) is None
-    assert memory.guard_loading(model_dir, config, allow_oversize=True) is None
-    assert memory.guard_loading(model_dir, config).dtype == "fp32"
-    config.quantization_config = {"quant_method": "awq", "bits": 4}  # a checkpoint saved quantized
-    assert memory.guard_loading(model_dir, config) is None
-    config.quantization_config = {"quant_method": "bitsandbytes", "load_in_4bit": True}
-    assert memory.guard_loading(model_dir, config).dtype == "4bit"
-
-
 def test_peak_memory_sees_a_short_spike():
     with memory.PeakMemory() as peak:
         spike = torch.ones(16 * 2**20)  # 64 MiB, touched, then freed at once
         del spike
-    assert peak.increase_bytes >= 60 * memory.MiB
-    assert peak.end_bytes < peak.start_bytes + 32 * memory.MiB
+    assert peak.increase_bytes >= 60 * formatting.MiB
+    assert peak.end_bytes < peak.start_bytes + 32 * formatting.MiB
 
 
 def test_peak_memory_sampler_alone_sees_a_spike(monkeypatch):
@@ -161,17 +101,9 @@ def test_peak_memory_sampler_alone_sees_a_spike(monkeypatch):
         time.sleep(0.05)
         del spike
     assert not peak.exact and peak.samples > 0
-    assert peak.increase_bytes >= 60 * memory.MiB
+    assert peak.increase_bytes >= 60 * formatting.MiB
 
 
-def test_machine_memory_and_format_bytes():
-    ram = memory.machine_memory("cpu")
-    assert ram.device == "cpu" and ram.total_bytes >= ram.available_bytes > 0
-    assert ram.describe().startswith("system RAM: ")
-    with pytest.raises(ValueError, match="device must be"):
-        memory.machine_memory("tpu")
-    assert memory.format_bytes(37.1 * memory.GiB) == "37.1 GiB"
-    assert memory.format_bytes(3 * memory.MiB // 2) == "1.5 MiB"
-    assert memory.format_bytes(980) == "980 B"
+def test_peak_memory_rejects_an_unknown_device():
     with pytest.raises(ValueError, match="device must be"):
         memory.PeakMemory("tpu")

@@ -40,3 +40,16 @@ def test_first_token_plot():
     assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2
     with pytest.raises(ValueError):
         plotting.plot_first_token([16], [])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: plotting.plot_bars({"a": 1.0, "b": 2.0}),
+    lambda: plotting.plot_first_token([16, 64], [0.01, 0.03]),
+    lambda: plotting.plot_speed_vs_bytes([1e6, 2e6], [10, 5], 40),
+])
+def test_every_plot_shows_itself_as_a_png_in_a_notebook(make):
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(make())  # what Jupyter stores when a cell ends with the figure
+    assert data["image/png"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert plotting.figure_png(make()) == plotting.figure_png(make())  # no timestamp: same plot, same bytes

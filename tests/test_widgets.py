@@ -28,12 +28,13 @@ def widget(embedded):
 
 def press_enter(widget, text):
     """What the browser does when the reader types `text` and presses Enter."""
-    widget.input.value = text
+    type_only(widget, text)
+    widget.input._handle_string_msg(None, {"event": "submit"}, None)  # the front end's Enter message
 
 
 def type_only(widget, text):
-    """Typing without Enter: the text is in the box, nothing is sent yet."""
-    widget._set_input(text)
+    """Typing without Enter, or typing and then clicking elsewhere: the box's value follows the typing."""
+    widget.input.value = text
 
 
 def messages_in_view(widget):

@@ -1,0 +1,120 @@
+"""chatkit's recommended path for fast batch-1 decoding: threads, prepacked bf16 weights, compile.
+
+- `prepare_for_decoding(model)`: sets the CPU thread count and, on CPUs where oneDNN has fast bf16
+  kernels, replaces each bf16 `nn.Linear` by one whose weight is prepacked once (`pack_linear_weights`);
+- `fast_generate_kwargs(model)`: extra `generate` keywords for this device (static cache +
+  `torch.compile` on a GPU); `static_compile_kwargs()`: the same, allowed on a CPU too.
+
+Measured in benchmarks/RESULTS.md; notebook 05 compares each step with plain `generate`.
+
+Example:
+    >>> from chatkit.toy_models import random_llama
+    >>> model = prepare_for_decoding(random_llama(64, 2, dtype="bf16", vocab_size=256), threads=1)
+    >>> model.chatkit_packed_layers in (0, 15)   # 7 linears per layer × 2 layers + lm_head, where oneDNN packs
+    True
+    >>> fast_generate_kwargs(model)              # on a CPU: plain generate
+    {}
+"""
+
+from .machine import set_threads
+from .speed import model_device
+
+
+def _packed_bf16_supported():
+    import torch
+
+    return bool(
+        torch.backends.mkldnn.is_available()
+        and getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+    )
+
+
+def _packed_linear_class():
+    import torch
+
+    class PackedLinear(torch.nn.Module):
+        """A bf16 `nn.Linear` whose weight is prepacked once for oneDNN (CPU inference only).
+
+        Stock PyTorch multiplies a bf16 matrix by a vector with a generic kernel that reaches about
+        half the memory bandwidth; oneDNN's kernel, given its preferred weight layout once, reaches
+        most of it. Same results (to bf16 rounding), no weight copy kept: inference only, not
+        trainable, not saveable with `save_pretrained`.
+        """
+
+        def __init__(self, linear):
+            super().__init__()
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            self.packed_weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+            self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach(), requires_grad=False)
+
+        def forward(self, x):
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
+
+        def extra_repr(self):
+            return f"in_features={self.in_features}, out_features={self.out_features}, prepacked bf16"
+
+    return PackedLinear
+
+
+def pack_linear_weights(model):
+    """Replace the bf16 `nn.Linear` layers of a CPU model by oneDNN-prepacked ones, in place; return it.
+
+    Only plain `torch.nn.Linear` layers in bf16 on the CPU are changed (quantized layers and other
+    dtypes are left as they are). Returns the model; `model.chatkit_packed_layers` says how many.
+    """
+    import torch
+
+    if not _packed_bf16_supported():
+        model.chatkit_packed_layers = 0
+        return model
+    packed_class = _packed_linear_class()
+    count = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if (type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16
+                    and child.weight.device.type == "cpu"):
+                setattr(module, name, packed_class(child))
+                count += 1
+    model.chatkit_packed_layers = count
+    return model
+
+
+def prepare_for_decoding(model, threads=None):
+    """chatkit's recommended set-up for fast batch-1 decoding; returns the model (changed in place).
+
+    - CPU: sets the thread count (`set_threads`), and for a bf16 model prepacks its linear layers for
+      oneDNN (`pack_linear_weights`), the step that takes bf16 decoding from about a third to most of
+      the machine's memory bandwidth. fp32 models keep PyTorch's own kernels (already near it).
+    - CUDA: nothing to change on the model; use `fast_generate_kwargs(model)` with `generate`.
+    """
+    set_threads(threads)
+    if model_device(model).type == "cpu":
+        pack_linear_weights(model)
+    return model
+
+
+def fast_generate_kwargs(model):
+    """Extra `generate` keywords for chatkit's recommended path on this model's device.
+
+    GPU: a static KV cache plus `torch.compile` ("reduce-overhead": CUDA graphs), which removes
+    Python and kernel-launch overhead per token. CPU: none: compiling costs 20-35 s per shape and
+    gained little over the prepacked weights of `prepare_for_decoding` in chatkit's measurements
+    (see benchmarks/RESULTS.md).
+    """
+    if model_device(model).type == "cuda":
+        return static_compile_kwargs()
+    return {}
+
+
+def static_compile_kwargs(compile_on_cpu=False):
+    """`generate` keywords for a static KV cache + torch.compile; `compile_on_cpu=True` allows it on a CPU.
+
+    transformers compiles automatically only on accelerators; on a CPU its CompileConfig needs the
+    private flag `_compile_all_devices`.
+    """
+    from transformers import CompileConfig
+
+    config = CompileConfig(fullgraph=False, dynamic=False)
+    if compile_on_cpu:
+        config._compile_all_devices = True
+    return {"cache_implementation": "static", "compile_config": config}

@@ -1,0 +1,42 @@
+"""What a learner sees on GitHub: the committed notebooks' outputs are clean, and every figure is an image."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def _outputs(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            yield index, output
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_stored_as_an_image(path):
+    bare = [index for index, output in _outputs(path)
+            if "".join(output.get("data", {}).get("text/plain", "")).startswith("<Figure size")
+            and "image/png" not in output.get("data", {})]
+    assert bare == [], f"cells {bare} store a figure as text only: return a chatkit.plotting figure or show it"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_are_clean(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    assert "widgets" not in notebook["metadata"], "widget state saved: execute with store_widget_state=False"
+    assert notebook["metadata"].get("kernelspec"), "no kernelspec: JupyterLab would ask for a kernel"
+    for cell in notebook["cells"]:
+        assert "execution" not in cell.get("metadata", {}), "timing metadata saved"
+    problems = []
+    for index, output in _outputs(path):
+        text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+        if output.get("name") == "stderr":
+            problems.append(f"cell {index}: stderr {text[:80]!r}")
+        if output.get("output_type") == "error":
+            problems.append(f"cell {index}: error {output.get('ename')}")
+        if "/work/" in text or "/home/" in text or "/root/" in text or "/tmp/" in text:
+            problems.append(f"cell {index}: an absolute path {text[:80]!r}")
+    assert problems == []

@@ -1,0 +1,50 @@
+"""chatkit.toy_models: random Llamas and ladders, MoE twins, and the zero-padded (same function) target."""
+
+import pytest
+import torch
+
+from helpers import greedy
+from chatkit import counting, speed, toy_models
+
+
+def test_ladder_builds_and_grows():
+    quick = toy_models.ladder_configs(quick=True)
+    sizes = [counting.count_parameters(c).total for c in quick]
+    assert len(quick) == 3 and sizes == sorted(sizes) and 5e6 < sizes[0] and sizes[-1] < 1e8
+    full = toy_models.ladder_configs(quick=False, max_weight_bytes=10**12)
+    assert len(full) > len(quick) and 4e8 < counting.count_parameters(full[-1]).total < 6e8
+    assert len(toy_models.ladder_configs(quick=False, max_weight_bytes=200e6)) == 2  # 7M and 27M in fp32
+    model = toy_models.random_model(quick[0])
+    assert sum(p.numel() for p in model.parameters()) == sizes[0]
+
+
+def test_bad_dtype_is_a_clear_error():
+    with pytest.raises(ValueError, match="dtype"):
+        toy_models.random_llama(128, 1, dtype="float8")
+
+
+def test_random_moe_rejects_bad_routing():
+    with pytest.raises(ValueError, match="experts_per_token"):
+        toy_models.random_moe(num_experts=4, experts_per_token=5)
+
+
+# ------------------------------------------------------------------- zero-padded target
+
+def test_zero_padded_target_computes_the_same_function(chat_model, prompt):
+    model, _ = chat_model
+    width = toy_models.intermediate_size_for(model, 4 * speed.weight_bytes_per_token(model))
+    target = toy_models.zero_pad_mlp(model, width)
+    assert target.config.intermediate_size == width > model.config.intermediate_size
+    assert model.config.intermediate_size != width  # the original is untouched
+    assert speed.weight_bytes_per_token(target) == pytest.approx(4 * speed.weight_bytes_per_token(model), rel=0.05)
+    with torch.inference_mode():
+        torch.testing.assert_close(target(prompt).logits, model(prompt).logits, rtol=1e-5, atol=1e-5)
+    assert torch.equal(greedy(target, prompt, 12), greedy(model, prompt, 12))
+
+
+def test_zero_pad_rejects_bad_input(chat_model, moe_family):
+    model, _ = chat_model
+    with pytest.raises(ValueError, match="intermediate_size"):
+        toy_models.zero_pad_mlp(model, model.config.intermediate_size - 1)
+    with pytest.raises(ValueError, match="Llama-family"):
+        toy_models.zero_pad_mlp(moe_family["moe"], 4096)
