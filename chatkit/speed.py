@@ -134,19 +134,36 @@ def measure_bandwidth(size_mib=256, repeats=5, device=None):
 # Bytes read per token
 
 
-def weight_bytes_per_token(model):
-    """Bytes of weights one decoding step reads: active parameters × bytes per parameter.
+def bytes_per_token(config, dtype="bf16", base_dtype="bf16", double_quant=False):
+    """Bytes of weights one decoding step reads for a model stored in `dtype`, from its config alone.
 
-    The counts come from `chatkit.counting` (for a Mixture-of-Experts model, only the experts a token
-    is routed to; for bitsandbytes 8-bit and 4-bit models, the quantized bytes with their scales).
-    The input embedding is a table look-up (one row per token), so it is left out unless it is tied
-    to the output layer, which reads all of it.
+    - The active parameters only: a Mixture-of-Experts token reads the experts it is routed to.
+    - The input embedding is a table look-up (one row per token), so it is left out unless it is
+      tied to the output layer, which reads all of it.
+    - For bitsandbytes "int8" / "4bit", what bitsandbytes really stores: the quantized linear layers
+      with their scales, and in `base_dtype` what it leaves alone: the output layer (`lm_head`), and
+      in transformers 5 the fused MoE experts (see `chatkit.sizing.estimate_memory`).
+
+    Example:
+        >>> llama = "meta-llama/Meta-Llama-3-8B-Instruct"
+        >>> [round(bytes_per_token(llama, d) / 1e9, 2) for d in ("bf16", "int8", "4bit")]
+        [15.01, 8.04, 4.98]
     """
-    config = model.config
     counts = count_parameters(config)
-    text = config.get_text_config()
+    text = counts.config
     tied = getattr(text, "tie_word_embeddings", False)
     lookup_only = 0 if tied else text.vocab_size * text.hidden_size
+    key, base = normalize_dtype(dtype), normalize_dtype(base_dtype)
+    if key in ("int8", "4bit"):
+        weights = estimate_memory(counts, key, context_length=0, overhead=0, base_dtype=base,
+                                  double_quant=double_quant).weights
+        inactive = counts.total - counts.active  # unquantized MoE experts a token does not use
+        return int(weights - (lookup_only + inactive) * BYTES_PER_PARAM[base] - counts.buffer_bytes)
+    return int((counts.active - lookup_only) * BYTES_PER_PARAM[key])
+
+
+def weight_bytes_per_token(model):
+    """`bytes_per_token` for a loaded model: its config, its dtype, its bitsandbytes quantization."""
     floating = [p.dtype for p in model.parameters() if p.is_floating_point()]
     base = normalize_dtype(floating[0]) if floating else "bf16"
     quantization = getattr(getattr(model, "hf_quantizer", None), "quantization_config", None)
@@ -154,12 +171,7 @@ def weight_bytes_per_token(model):
         kind, double = quantization_kind(quantization)
     except ValueError:  # GPTQ, AWQ...: counted at the dtype of the floating-point weights
         kind, double = None, False
-    if kind is not None:
-        weights = estimate_memory(counts, kind, context_length=0, overhead=0, base_dtype=base,
-                                  double_quant=double).weights
-        inactive = counts.total - counts.active  # unquantized MoE experts a token does not use
-        return int(weights - (lookup_only + inactive) * BYTES_PER_PARAM[base] - counts.buffer_bytes)
-    return int((counts.active - lookup_only) * BYTES_PER_PARAM[base])
+    return bytes_per_token(model.config, kind or base, base, double)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ these stand in for real models of any size without a download:
 - `ladder_configs()`: a ladder from ~7M to ~540M parameters, sized to the memory available here;
 - `random_moe()`: a Mixtral-style MoE and two dense twins (same total, same active parameters);
 - `zero_pad_mlp()` / `intermediate_size_for()`: the same function with many more bytes per token
-  (a memory-bound target for assisted generation that agrees with the original model).
+  (a memory-bound target for assisted generation that agrees with the original model);
+- `perturbed_copy()`: a model with noise added to its weights (a draft that agrees less often).
 
 Example:
     >>> model = random_llama(64, 2, vocab_size=256)
@@ -178,3 +179,23 @@ def intermediate_size_for(model, weight_bytes):
     return max(int(width), config.intermediate_size)
 
 
+
+
+def perturbed_copy(model, noise=0.4, seed=0):
+    """A copy of `model` with Gaussian noise of `noise` × each tensor's standard deviation added to it.
+
+    A draft that agrees with its target less often than a distilled one: how assisted generation
+    behaves when the draft guesses wrong now and then, as real drafts do.
+    """
+    import torch
+
+    if not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"noise must be a number ≥ 0 (a fraction of each weight's spread), got {noise!r}.")
+    generator = torch.Generator().manual_seed(seed)
+    noisy = copy.deepcopy(model)
+    with torch.no_grad():
+        for param in noisy.parameters():
+            if param.is_floating_point() and param.numel() > 1:
+                spread = param.float().std()
+                param.add_((torch.randn(param.shape, generator=generator) * noise * spread).to(param))
+    return noisy.eval()

@@ -72,12 +72,25 @@ def write_html(nb, target):
     target.write_text(body, encoding="utf-8")
 
 
+def record_times(key, measured, path=Path(__file__).resolve().parent.parent / "notebooks" / "run_times.json"):
+    """Merge {notebook: {key: seconds}} into the times file the notebooks' time lines come from."""
+    import json
+
+    times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for name, seconds in measured:
+        times.setdefault(name, {})[key] = round(seconds, 1)
+    path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Execute notebooks headless and offline.")
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="write executed copies and HTML here instead of in place")
     parser.add_argument("--model", help="run on this model (CHATKIT_MODEL) instead of the embedded one")
     parser.add_argument("--max-seconds", type=float, help="fail a notebook that takes longer than this")
+    parser.add_argument("--record-times", metavar="KEY",
+                        help="store each notebook's seconds under KEY in notebooks/run_times.json "
+                             "(embedded or real; scripts/sync_notebooks.py writes them into the notebooks)")
     args = parser.parse_args(argv)
     if args.model is not None and args.out is None:
         parser.error("--model needs --out: stored outputs are the embedded model's")
@@ -96,6 +109,8 @@ def main(argv=None):
         elif error is None:
             nbformat.write(nb, path)
         rows.append((path.name, seconds, "ok" if error is None else f"failed: {error}"))
+    if args.record_times:
+        record_times(args.record_times, [(name, seconds) for name, seconds, result in rows if result == "ok"])
     width = max(len(name) for name, _, _ in rows)
     print(f"{'notebook':<{width}}  {'seconds':>7}  result")
     for name, seconds, result in rows:

@@ -40,3 +40,18 @@ def test_committed_outputs_are_clean(path):
         if "/work/" in text or "/home/" in text or "/root/" in text or "/tmp/" in text:
             problems.append(f"cell {index}: an absolute path {text[:80]!r}")
     assert problems == []
+
+
+def test_badges_install_cells_and_times_come_from_one_place():
+    """Every notebook's Colab badge, install cell and time line are what scripts/sync_notebooks.py writes."""
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "scripts" / "sync_notebooks.py"
+    spec = importlib.util.spec_from_file_location("sync_notebooks", path)
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    assert sync.main(["--check"]) == 0
+    url = sync.repository_url()
+    for notebook in NOTEBOOKS:
+        text = notebook.read_text(encoding="utf-8")
+        assert f"git+{url}" in text and f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}" in text

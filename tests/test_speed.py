@@ -95,3 +95,17 @@ def test_decode_speed_rejects_bad_input(small_llama):
         speed.decode_speed(small_llama, torch.tensor([[1, 2]]), new_tokens=1)
     with pytest.raises(ValueError, match="batch 1"):
         speed.decode_speed(small_llama, torch.tensor([[1, 2], [3, 4]]), new_tokens=4)
+
+
+def test_bytes_per_token_from_a_config_follows_what_bitsandbytes_stores():
+    llama = "meta-llama/Meta-Llama-3-8B-Instruct"
+    counts = counting.count_parameters(llama)
+    vocab_times_hidden = 128256 * 4096
+    # bf16: every active weight but the input embedding (a look-up of one row) is read once
+    assert speed.bytes_per_token(llama, "bf16") == 2 * (counts.total - vocab_times_hidden)
+    # 4-bit: the quantized layers shrink, the bf16 lm_head does not: more than a quarter of bf16
+    four_bit = speed.bytes_per_token(llama, "4bit")
+    assert 2 * vocab_times_hidden < four_bit and four_bit > speed.bytes_per_token(llama, "bf16") / 4
+    # Mixtral: transformers 5 + bitsandbytes leave the fused experts in bf16, so 4-bit saves little per token
+    mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    assert speed.bytes_per_token(mixtral, "4bit") > 0.9 * speed.bytes_per_token(mixtral, "bf16")

@@ -48,3 +48,14 @@ def test_zero_pad_rejects_bad_input(chat_model, moe_family):
         toy_models.zero_pad_mlp(model, model.config.intermediate_size - 1)
     with pytest.raises(ValueError, match="Llama-family"):
         toy_models.zero_pad_mlp(moe_family["moe"], 4096)
+
+
+def test_perturbed_copy_changes_weights_by_the_asked_noise_and_leaves_the_original(small_llama):
+    noisy = toy_models.perturbed_copy(small_llama, noise=0.4, seed=1)
+    before = small_llama.model.layers[0].mlp.up_proj.weight
+    after = noisy.model.layers[0].mlp.up_proj.weight
+    assert not torch.equal(before, after)
+    assert float((after - before).std()) == pytest.approx(0.4 * float(before.std()), rel=0.1)
+    assert torch.equal(toy_models.perturbed_copy(small_llama, 0.0).model.layers[0].mlp.up_proj.weight, before)
+    with pytest.raises(ValueError, match="noise"):
+        toy_models.perturbed_copy(small_llama, noise=-1)

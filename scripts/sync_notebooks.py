@@ -1,0 +1,107 @@
+"""Write what every notebook shares from one place: its Colab badge, its install cell, its time line.
+
+- The repository's address comes from pyproject.toml (`[project.urls] Repository`): point it at a
+  fork and run this script, and every badge and install cell follows.
+- The times come from notebooks/run_times.json, measured by `make run` (the embedded model) and
+  `make test-real` (a real 135M-parameter model), both on the machine that ran them.
+
+    python scripts/sync_notebooks.py           # rewrite the notebooks' shared cells
+    python scripts/sync_notebooks.py --check   # exit 1 when a notebook differs (tests/test_notebooks.py)
+"""
+
+import argparse
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+TIMES = NOTEBOOKS / "run_times.json"
+BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+TIME_PREFIX = "**Time:**"
+# What a notebook needs beyond chatkit's own requirements, on Colab (which has no bitsandbytes).
+EXTRA_PACKAGES = {"04_memory": ["bitsandbytes"], "05_performance": ["bitsandbytes"]}
+
+
+def repository_url():
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["urls"]["Repository"].rstrip("/")
+
+
+def colab_badge(name, url=None):
+    path = (url or repository_url()).removeprefix("https://github.com/")
+    return f"{BADGE}(https://colab.research.google.com/github/{path}/blob/main/notebooks/{name}.ipynb)"
+
+
+def install_cell(name, url=None):
+    packages = [f'"chatkit @ git+{url or repository_url()}"'] + [f'"{p}"' for p in EXTRA_PACKAGES.get(name, [])]
+    return (
+        "# On Colab, install chatkit (this course's helpers) and only what is missing: pip keeps what Colab\n"
+        "# already has. Elsewhere `make run` / `make lab` set everything up.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        "    import subprocess\n"
+        "\n"
+        f'    packages = [{", ".join(packages)}]\n'
+        '    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", *packages]).returncode != 0:\n'
+        '        raise RuntimeError("Installing chatkit failed: check that this runtime is online, "\n'
+        '                           "then run this cell again.")'
+    )
+
+
+def _minutes(seconds):
+    return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} minutes"
+
+
+def time_line(name, times=None):
+    """The notebook's time line from the measured run times, or None when none were measured."""
+    if times is None:
+        times = json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.is_file() else {}
+    measured = times.get(f"{name}.ipynb", {})
+    parts = []
+    if "embedded" in measured:
+        parts.append(f"{_minutes(measured['embedded'])} with the embedded model")
+    if "real" in measured:
+        parts.append(f"{_minutes(measured['real'])} with a real 135M-parameter chat model")
+    if not parts:
+        return None
+    return f"{TIME_PREFIX} {' and '.join(parts)}, run on a 2-core CPU (`make run`, `make test-real`)."
+
+
+def synced(notebook, name, url=None, times=None):
+    """The notebook (a dict) with its badge, time line and install cell as this script writes them."""
+    header, install = notebook["cells"][0], notebook["cells"][1]
+    lines = "".join(header["source"]).split("\n")
+    lines = [line for line in lines if not line.startswith((BADGE, TIME_PREFIX))]
+    timing = time_line(name, times)
+    shared = ["", colab_badge(name, url)] + (["", timing] if timing else []) + [""]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines[:1] + shared + lines[1:]))
+    header["source"] = text.splitlines(keepends=True)
+    install["source"] = install_cell(name, url).splitlines(keepends=True)
+    return notebook
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a notebook differs")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        notebook = synced(json.loads(text), path.stem)
+        new = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        if new != text:
+            stale.append(path.name)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print("not in sync with pyproject.toml / run_times.json:", ", ".join(stale), "(run scripts/sync_notebooks.py)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
