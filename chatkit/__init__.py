@@ -13,7 +13,9 @@ one question, in layers: a module imports only from the lines above its own, so 
     loading                             load a model safely, refusing what cannot fit (the memory guard)
     environment                         the quiet, seeded first cell of a notebook: `setup()`
     generation, templating              a reply made by hand, streamed; chat templates and their pitfalls
-    quality                             what a lower precision costs (agreement, perplexity)
+    held_out, quality                   text the embedded model never saw; what a lower precision
+                                        costs on it (agreement, perplexity)
+    recorded                            what a real chat model answered, for lessons the toy cannot show
     speed, toy_models, assisted,        how fast, and why: bandwidth, tokens/s, random models to time,
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
     widgets                             a chat window in the notebook (imports ipywidgets when made)
@@ -34,12 +36,14 @@ from . import (
     fast_decoding,
     formatting,
     generation,
+    held_out,
     hub,
     loading,
     machine,
     memory,
     plotting,
     quality,
+    recorded,
     sizing,
     speed,
     templating,

@@ -1,4 +1,4 @@
-"""How chatkit writes numbers for people: bytes, parameter counts, and small text tables.
+"""How chatkit writes numbers for people: bytes, parameter counts, small text tables, progress bars.
 
 Example:
     >>> format_bytes(16_060_522_496), params_text(8_030_261_248)
@@ -10,6 +10,7 @@ Example:
     fp32       4
 """
 
+import os
 from dataclasses import dataclass
 
 GiB = 2**30
@@ -61,3 +62,15 @@ class Table:
         return "\n".join(out)
 
     __repr__ = __str__
+
+
+def progress(iterable, description, total=None):
+    """`iterable` with a progress bar (tqdm) that shows only when the loop runs longer than 2 seconds.
+
+    Fast runs (the embedded model) show nothing, so stored outputs stay clean; slow ones (a big model)
+    show how far they are. `TQDM_DISABLE=1` turns the bar off altogether (set by the course's tests).
+    """
+    from tqdm.auto import tqdm
+
+    disabled = os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes"}
+    return tqdm(iterable, desc=description, total=total, delay=2, leave=False, disable=disabled)

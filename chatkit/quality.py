@@ -10,70 +10,19 @@ Two numbers, both on held-out text (text the model was not trained on):
   (`assistant_masks`): that is what a chat model is trained to predict; the system and user turns
   are the reader's text, and scoring them measures how well the model guesses questions.
 
-Held-out text: conversations from the course's corpus generator (`training/corpus.py`, present in a
-checkout of the repository) drawn with `HELD_OUT_SEED`, a seed training does not use; where the
-generator is absent (e.g. chatkit installed from a wheel on Colab), a few fixed chats written here.
-Each chat is rendered with the tokenizer's chat template, so the text looks like what a chat model sees.
+Held-out text: `chatkit.held_out.held_out_chats()`, conversations the embedded model was not trained
+on, rendered with the tokenizer's chat template, so the text looks like what a chat model sees.
 
 Example:
     >>> import chatkit
     >>> model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
+    >>> from chatkit.held_out import held_out_chats
     >>> seqs = encode_chats(tokenizer, held_out_chats(4))
     >>> next_token_agreement(model, model, seqs)     # a model agrees with itself everywhere
     1.0
 """
 
-import importlib.util
 import math
-from pathlib import Path
-
-# training/train.py draws its batches from seeds ≥ 7,919 and training/evaluate.py evaluates on 1,000;
-# 4,242 is neither, so these conversations were not trained on.
-HELD_OUT_SEED = 4242
-
-# Used when the corpus generator is not available (chatkit installed without the repository).
-FALLBACK_CHATS = [
-    [{"role": "user", "content": "What is the capital of France?"},
-     {"role": "assistant", "content": "The capital of France is Paris."}],
-    [{"role": "system", "content": "You are a helpful assistant."},
-     {"role": "user", "content": "How many legs does a spider have?"},
-     {"role": "assistant", "content": "A spider has 8 legs."}],
-    [{"role": "user", "content": "What is bf16?"},
-     {"role": "assistant", "content": "bf16 is a 16-bit number format with the same range as float32 "
-                                      "but less precision. It halves the memory of the weights."}],
-    [{"role": "user", "content": "Hello! How are you today?"},
-     {"role": "assistant", "content": "I am doing well, thank you. How can I help you?"},
-     {"role": "user", "content": "What is 12 + 30?"},
-     {"role": "assistant", "content": "12 + 30 = 42."}],
-]
-
-
-def _corpus_module():
-    """training/corpus.py of the repository chatkit was installed from, or None when absent."""
-    path = Path(__file__).resolve().parent.parent / "training" / "corpus.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("_chatkit_training_corpus", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def held_out_chats(n=16, seed=HELD_OUT_SEED):
-    """`n` held-out chats (lists of messages): from the corpus generator when present, else `FALLBACK_CHATS`."""
-    if n < 1:
-        raise ValueError(f"n must be at least 1, not {n!r}.")
-    corpus = _corpus_module()
-    if corpus is None:
-        return [FALLBACK_CHATS[i % len(FALLBACK_CHATS)] for i in range(n)]
-    return [conv.messages for conv in corpus.conversations(n, seed=seed)]
-
-
-def held_out_source():
-    """Where `held_out_chats()` comes from, in words (for printing)."""
-    if _corpus_module() is None:
-        return "fixed chats in chatkit.quality (the corpus generator is not installed)"
-    return f"the course's corpus generator, seed {HELD_OUT_SEED} (not used for training)"
 
 
 def _encode(tokenizer, chat, index):
@@ -200,3 +149,32 @@ def perplexity(model, sequences, masks=None):
     if count == 0:
         raise ValueError("the masks select no token to score: do the chats have assistant replies?")
     return math.exp(nll / count)
+
+
+def agreement_and_perplexity(model, reference, sequences, masks=None):
+    """(`next_token_agreement`, `perplexity`) of `model` with one forward pass per sequence, not two.
+
+    `reference` is the output of `next_token_predictions(reference_model, sequences)`.
+    """
+    import torch.nn.functional as F
+
+    _check_sequences(sequences)
+    if len(reference) != len(sequences) or (masks is not None and len(masks) != len(sequences)):
+        raise ValueError("reference (and masks) must hold one entry per sequence.")
+    same = total = count = 0
+    nll = 0.0
+    for index, seq in enumerate(sequences):
+        logits = _logits(model, seq)
+        predicted = logits.argmax(-1)
+        if predicted.shape != reference[index].shape:
+            raise ValueError("reference predictions were computed on other sequences (lengths differ).")
+        same += int((predicted == reference[index]).sum())
+        total += predicted.numel()
+        losses = F.cross_entropy(logits, seq[1:], reduction="none")
+        if masks is not None:
+            losses = losses[masks[index][1:]]
+        nll += float(losses.sum())
+        count += losses.numel()
+    if count == 0:
+        raise ValueError("the masks select no token to score: do the chats have assistant replies?")
+    return same / total, math.exp(nll / count)

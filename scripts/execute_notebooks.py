@@ -29,6 +29,8 @@ def offline_env(model=None):
     os.environ.pop("CHATKIT_MODEL", None)
     if model is not None:
         os.environ["CHATKIT_MODEL"] = str(model)
+    else:  # stored outputs (and nbval's runs, see the Makefile) keep no progress bar
+        os.environ["TQDM_DISABLE"] = "1"
 
 
 def execute(path, timeout=600):

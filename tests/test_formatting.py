@@ -64,3 +64,13 @@ def test_table_title_comes_first_and_notes_last():
     assert lines[1:4] == ["a  b", "-  -", "x  1"]
     assert lines[-2:] == ["note one", "note two"]
     assert Table(("a",), ()).__str__() == "a\n-"  # no rows, no title, no notes
+
+
+def test_progress_passes_items_through_and_can_be_turned_off(monkeypatch, capsys):
+    from chatkit.formatting import progress
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert list(progress(range(3), "counting")) == [0, 1, 2]
+    assert progress(range(3), "counting").disable
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert not progress(range(3), "counting").disable

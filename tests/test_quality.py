@@ -6,6 +6,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import chatkit
 from chatkit import quality
+from chatkit.held_out import held_out_chats
 
 
 @pytest.fixture(scope="module")
@@ -23,23 +24,7 @@ def tiny_model(tokenizer):
 
 @pytest.fixture(scope="module")
 def sequences(tokenizer):
-    return quality.encode_chats(tokenizer, quality.held_out_chats(3))
-
-
-def test_held_out_chats_are_valid_deterministic_chats():
-    chats = quality.held_out_chats(5)
-    assert len(chats) == 5 and chats == quality.held_out_chats(5)
-    for chat in chats:
-        chatkit.validate_chat(chat)
-        assert chat[-1]["role"] == "assistant"
-    assert quality.held_out_chats(5, seed=1) != chats
-
-
-def test_held_out_chats_fall_back_to_fixed_chats_without_the_corpus(monkeypatch):
-    monkeypatch.setattr(quality, "_corpus_module", lambda: None)
-    chats = quality.held_out_chats(6)
-    assert chats[:4] == quality.FALLBACK_CHATS and chats[4] == quality.FALLBACK_CHATS[0]
-    assert "fixed chats" in quality.held_out_source()
+    return quality.encode_chats(tokenizer, held_out_chats(3))
 
 
 def test_a_model_agrees_with_itself_and_with_its_own_predictions(tiny_model, sequences):
@@ -73,5 +58,21 @@ def test_bad_input_says_what_to_pass(tiny_model, sequences):
     with pytest.raises(ValueError, match="computed on other sequences"):
         reference = quality.next_token_predictions(tiny_model, sequences)
         quality.next_token_agreement(tiny_model, reference[::-1], sequences)
-    with pytest.raises(ValueError, match="n must be at least 1"):
-        quality.held_out_chats(0)
+
+
+def test_perplexity_on_assistant_tokens_only(tokenizer):
+    model, _ = chatkit.load_model(chatkit.embedded_model_path())
+    chats = held_out_chats(4)
+    sequences, masks = quality.encode_chats(tokenizer, chats), quality.assistant_masks(tokenizer, chats)
+    for chat, ids, mask in zip(chats, sequences, masks):
+        assert mask.shape == ids.shape and 0 < int(mask.sum()) < len(ids)
+        decoded = tokenizer.decode(ids[mask])
+        replies = [m["content"] for m in chat if m["role"] == "assistant"]
+        assert decoded == "".join(reply + tokenizer.eos_token for reply in replies)
+    # the model was trained on these tokens only: it predicts them far better than the rest
+    assert quality.perplexity(model, sequences, masks) < quality.perplexity(model, sequences) / 10
+    reference = quality.next_token_predictions(model, sequences)
+    assert quality.agreement_and_perplexity(model, reference, sequences, masks) == (
+        quality.next_token_agreement(model, reference, sequences), quality.perplexity(model, sequences, masks))
+    with pytest.raises(ValueError, match="one bool tensor per sequence"):
+        quality.perplexity(model, sequences, masks[:1])
