@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup run test test-real lab notebooks clean chromium
+.PHONY: setup run test test-real test-colab lab notebooks clean chromium
 
 setup: $(STAMP) chromium
 
@@ -50,6 +50,12 @@ test-real: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py
 	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py)" \
 		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real $(NOTEBOOKS)
+
+# The course on Google Colab's own package versions (tests/colab/packages.txt) in a venv of its own:
+# chatkit installed as the notebooks' Colab cell does, no Colab package changed, every notebook run,
+# the widget tests on ipywidgets 7. Needs the repository committed (it installs HEAD).
+test-colab:
+	$(PYTHON) scripts/test_colab.py
 
 # Re-execute the notebooks in place (authors: after changing a notebook or the embedded model).
 notebooks: $(STAMP)

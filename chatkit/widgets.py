@@ -3,8 +3,19 @@
 `ChatWidget(model, tokenizer)` is an ipywidgets user interface around `generation.stream_reply`:
 a conversation view, an input box (Enter sends), Send / Stop / Reset buttons, a system-prompt field and
 generation settings. Its `history` is the same list of `{"role", "content"}` dicts that
-`pipeline("text-generation")` takes, readable and settable from code. The reply streams in a background
-thread, so the notebook stays usable while the model writes; errors show inside the widget.
+`pipeline("text-generation")` takes, readable and settable from code. Errors show inside the widget.
+
+Where the reply is generated:
+- In JupyterLab and the classic Notebook, in a background thread, so the notebook stays usable while
+  the model writes (Stop works mid-reply).
+- On Google Colab, in the thread that handles the click or the Enter key: Colab's front end does not
+  show widget updates sent from a background thread (googlecolab/colabtools issue 3373, open since
+  2023), so a background reply would appear only at the end, or never. From the kernel's own thread
+  each streamed chunk reaches the page as it is written; the kernel is busy until the reply ends.
+  `ChatWidget(..., background=True/False)` overrides the choice.
+
+It works with ipywidgets 8 and with ipywidgets 7 (which Colab ships): both send Enter as a "submit"
+event, and a widget of either version displays through `_ipython_display_` here.
 
 What it simplifies: one conversation at a time, replies as plain text (no Markdown rendering).
 
@@ -65,6 +76,12 @@ def _status_html(text, error=False):
     return f'<span class="chatkit-info" style="color:#555;">{html.escape(text)}</span>'
 
 
+def _on_colab():
+    import sys
+
+    return "google.colab" in sys.modules
+
+
 def _ipywidgets():
     """ipywidgets, imported only when a widget is made: the rest of chatkit works without a UI stack."""
     try:
@@ -95,6 +112,7 @@ class ChatWidget:
         max_new_tokens: the longest reply, in tokens.
         temperature: 0 for greedy decoding (same chat, same reply), above 0 to sample.
         history: a chat to start from (list of {"role", "content"} dicts).
+        background: generate in a background thread (default: everywhere but on Colab, see above).
 
     The input box sends on Enter only: clicking elsewhere keeps a half-typed message in the box. While
     a reply streams, `history` ends with the
@@ -107,7 +125,7 @@ class ChatWidget:
     """
 
     def __init__(self, model, tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=256,
-                 temperature=0.0, history=None):
+                 temperature=0.0, history=None, background=None):
         generation_settings(max_new_tokens=max_new_tokens, temperature=temperature)  # ValueError if impossible
         if max_new_tokens > MAX_NEW_TOKENS_LIMIT:
             raise ValueError(f"max_new_tokens={max_new_tokens} is more than this widget offers "
@@ -117,6 +135,7 @@ class ChatWidget:
         ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
+        self.background = not _on_colab() if background is None else bool(background)
         self._messages = []  # the chat without its system message (that lives in the system field)
         self._job = None
         self._lock = threading.Lock()
@@ -261,6 +280,9 @@ class ChatWidget:
         self.view.children = self.view.children + (self._message_widget("user", text), reply_view)
         self._show_busy(True)
         self._show_status("replying…")
+        if not self.background:  # Colab: stream from this thread, so every update reaches the page
+            self._stream(job, chat, settings, reply_view, text)
+            return True
         job.thread = threading.Thread(
             target=self._stream, args=(job, chat, settings, reply_view, text), daemon=True,
             name="chatkit-chat-reply",
@@ -394,10 +416,17 @@ class ChatWidget:
         count = len(self.history)
         return f"ChatWidget({name}, {count} message{'' if count == 1 else 's'})"
 
-    def _repr_mimebundle_(self, **kwargs):
-        data = self.ui._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self):
+        """Show the widget: ipywidgets 8 gives a MIME bundle, ipywidgets 7 displays itself."""
+        bundle = getattr(self.ui, "_repr_mimebundle_", None)
+        if bundle is None:  # ipywidgets 7
+            self.ui._ipython_display_()
+            return
+        from IPython.display import display
+
+        data = bundle()
         data["text/plain"] = repr(self)  # the widget view's model id is random; this line is not
-        return data
+        display(data, raw=True)
 
 
 def chat_widget(model_id=None, **kwargs):

@@ -68,7 +68,10 @@ def drop_widget_views(nb):
 
 
 def write_html(nb, target):
-    from nbconvert import HTMLExporter
+    try:
+        from nbconvert import HTMLExporter
+    except ImportError:  # an environment without nbconvert (make test-colab): the .ipynb copy is enough
+        return
 
     body, _ = HTMLExporter().from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")

@@ -374,7 +374,14 @@ def test_message_html_escapes_and_marks_empty_replies():
 
 
 def test_display_shows_the_widget_with_a_stable_text_form(widget):
-    bundle = widget._repr_mimebundle_()
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        display(widget)  # what ending a cell with the widget does
+    bundle = captured.outputs[0].data
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.ui.model_id
     assert bundle["text/plain"] == "ChatWidget(chatkit's embedded model (offline), 1 message)"
     assert "chatkit-chat" in widget.ui._dom_classes
@@ -384,3 +391,30 @@ def test_chat_widget_loads_the_default_model_offline():
     widget = chatkit.chat_widget(system_prompt="", max_new_tokens=4)
     assert widget.model.name_or_path == chatkit.embedded_model_path()
     assert widget.history == [] and widget.max_new_tokens.value == 4
+
+
+def test_display_with_ipywidgets_7_lets_the_widget_display_itself(widget, monkeypatch):
+    shown = []
+
+    class Version7Box:  # ipywidgets 7 widgets have _ipython_display_ and no _repr_mimebundle_
+        def _ipython_display_(self):
+            shown.append(True)
+
+    monkeypatch.setattr(widget, "ui", Version7Box())
+    widget._ipython_display_()
+    assert shown == [True]
+
+
+def test_on_colab_the_reply_streams_from_the_callers_thread(embedded, monkeypatch):
+    import sys
+
+    model, tokenizer = embedded
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    on_colab = ChatWidget(model, tokenizer, max_new_tokens=MAX_NEW_TOKENS)
+    assert on_colab.background is False
+    press_enter(on_colab, "Hi!")  # returns when the reply is complete: no thread to wait for
+    assert not on_colab.busy
+    assert [m["role"] for m in on_colab.history] == ["system", "user", "assistant"]
+    assert on_colab.history[-1]["content"] == reply(model, tokenizer, on_colab.history[:-1],
+                                                    max_new_tokens=MAX_NEW_TOKENS)
+    assert ChatWidget(model, tokenizer, background=True).background is True
