@@ -39,6 +39,7 @@ from .loading import load_model
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the MIME type of a widget's view
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
 
 # Inline styles (no stylesheet to install): one colour per role, text kept as written.
@@ -417,16 +418,18 @@ class ChatWidget:
         return f"ChatWidget({name}, {count} message{'' if count == 1 else 's'})"
 
     def _ipython_display_(self):
-        """Show the widget: ipywidgets 8 gives a MIME bundle, ipywidgets 7 displays itself."""
-        bundle = getattr(self.ui, "_repr_mimebundle_", None)
-        if bundle is None:  # ipywidgets 7
-            self.ui._ipython_display_()
-            return
+        """Show the widget's view, with this object's repr as its text (the view's model id is random)."""
         from IPython.display import display
 
-        data = bundle()
-        data["text/plain"] = repr(self)  # the widget view's model id is random; this line is not
+        bundle = getattr(self.ui, "_repr_mimebundle_", None)
+        if bundle is not None:  # ipywidgets 8
+            data = bundle()
+        else:  # ipywidgets 7: the bundle its own _ipython_display_ sends, built the same way
+            data = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": self.ui.model_id}}
+        data["text/plain"] = repr(self)
         display(data, raw=True)
+        if bundle is None:
+            self.ui._handle_displayed()  # ipywidgets 7 runs its on_displayed callbacks here
 
 
 def chat_widget(model_id=None, **kwargs):

@@ -393,15 +393,25 @@ def test_chat_widget_loads_the_default_model_offline():
     assert widget.history == [] and widget.max_new_tokens.value == 4
 
 
-def test_display_with_ipywidgets_7_lets_the_widget_display_itself(widget, monkeypatch):
+def test_display_with_ipywidgets_7_sends_the_same_bundle(widget, monkeypatch):
     shown = []
 
-    class Version7Box:  # ipywidgets 7 widgets have _ipython_display_ and no _repr_mimebundle_
-        def _ipython_display_(self):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    class Version7Box:  # ipywidgets 7 widgets have no _repr_mimebundle_; display runs on_displayed callbacks
+        model_id = "abc"
+
+        def _handle_displayed(self):
             shown.append(True)
 
     monkeypatch.setattr(widget, "ui", Version7Box())
-    widget._ipython_display_()
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        widget._ipython_display_()
+    assert captured.outputs[0].data == {"text/plain": repr(widget),
+                                        chat_widgets.WIDGET_VIEW: {"version_major": 2, "version_minor": 0,
+                                                                   "model_id": "abc"}}
     assert shown == [True]
 
 
