@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup run test test-real test-colab lab notebooks clean chromium
+.PHONY: setup run test test-real test-colab test-wheel lab notebooks clean chromium
 
 setup: $(STAMP) chromium
 
@@ -56,6 +56,10 @@ test-real: $(STAMP)
 # the widget tests on ipywidgets 7. Needs the repository committed (it installs HEAD).
 test-colab:
 	$(PYTHON) scripts/test_colab.py
+
+# The wheel to publish: built, holding the embedded model, installed in a fresh venv, notebook 01 run from it.
+test-wheel: $(STAMP)
+	$(BIN)/python scripts/test_wheel.py
 
 # Re-execute the notebooks in place (authors: after changing a notebook or the embedded model).
 notebooks: $(STAMP)
