@@ -55,3 +55,17 @@ def test_badges_install_cells_and_times_come_from_one_place():
     for notebook in NOTEBOOKS:
         text = notebook.read_text(encoding="utf-8")
         assert f"git+{url}" in text and f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}" in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_printed_tables_fit_100_columns(path):
+    """A table (an output with a row of dashes) must read on GitHub and a laptop screen without scrolling."""
+    wide = []
+    for index, output in _outputs(path):
+        text = "".join(output.get("text", "")) or "".join(output.get("data", {}).get("text/plain", ""))
+        lines = text.split("\n")
+        if any(line.strip() and set(line) <= {"-", " "} and "--" in line for line in lines):
+            width = max(len(line) for line in lines)
+            if width > 100:
+                wide.append(f"cell {index}: {width} columns")
+    assert wide == []
