@@ -84,8 +84,11 @@ class LabServer:
 
 
 @contextlib.contextmanager
-def jupyter_lab(folder, timeout=60):
-    """Run JupyterLab serving `folder`; yield a LabServer; shut it down (kernels included) afterwards."""
+def jupyter_lab(folder, timeout=60, classic_python=None):
+    """Run JupyterLab serving `folder`; yield a LabServer; shut it down (kernels included) afterwards.
+
+    `classic_python`: run the classic Notebook (version 6, ipywidgets 7) of that Python instead.
+    """
     with tempfile.TemporaryDirectory(prefix="chatkit-lab-") as tmp:
         tmp = Path(tmp)
         port, token = _free_port(), secrets.token_hex(16)
@@ -106,6 +109,13 @@ def jupyter_lab(folder, timeout=60):
             f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
+        if classic_python is not None:
+            env["PATH"] = f"{Path(classic_python).parent}{os.pathsep}{env['PATH']}"
+            command = [
+                str(classic_python), "-m", "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                "--NotebookApp.port_retries=0", f"--NotebookApp.token={token}", "--allow-root",
+                f"--NotebookApp.notebook_dir={folder}",
+            ]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
         server = LabServer(f"http://127.0.0.1:{port}", token, process, log_path)
