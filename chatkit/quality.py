@@ -127,28 +127,39 @@ def next_token_agreement(model, reference, sequences):
     return same / total
 
 
+def _check_masks(sequences, masks):
+    if masks is not None and (len(masks) != len(sequences)
+                              or any(m.shape != s.shape for m, s in zip(masks, sequences))):
+        raise ValueError("masks must hold one bool tensor per sequence, of the same length (assistant_masks).")
+
+
+def _scored_losses(logits, seq, mask):
+    """Negative log-likelihood of each predicted token of `seq`, only where `mask` (if any) is True."""
+    import torch.nn.functional as F
+
+    losses = F.cross_entropy(logits, seq[1:], reduction="none")
+    return losses if mask is None else losses[mask[1:]]
+
+
+def _perplexity(nll, count):
+    if count == 0:
+        raise ValueError("the masks select no token to score: do the chats have assistant replies?")
+    return math.exp(nll / count)
+
+
 def perplexity(model, sequences, masks=None):
     """exp(mean negative log-likelihood) over the predicted tokens of all sequences.
 
     Without `masks`, every token after the first is scored; with `masks` (see `assistant_masks`),
     only the tokens where the mask is True.
     """
-    import torch.nn.functional as F
-
     _check_sequences(sequences)
-    if masks is not None and (len(masks) != len(sequences)
-                              or any(m.shape != s.shape for m, s in zip(masks, sequences))):
-        raise ValueError("masks must hold one bool tensor per sequence, of the same length (assistant_masks).")
-    nll = count = 0.0
+    _check_masks(sequences, masks)
+    nll = count = 0
     for index, seq in enumerate(sequences):
-        losses = F.cross_entropy(_logits(model, seq), seq[1:], reduction="none")
-        if masks is not None:
-            losses = losses[masks[index][1:]]
-        nll += float(losses.sum())
-        count += losses.numel()
-    if count == 0:
-        raise ValueError("the masks select no token to score: do the chats have assistant replies?")
-    return math.exp(nll / count)
+        losses = _scored_losses(_logits(model, seq), seq, None if masks is None else masks[index])
+        nll, count = nll + float(losses.sum()), count + losses.numel()
+    return _perplexity(nll, count)
 
 
 def agreement_and_perplexity(model, reference, sequences, masks=None):
@@ -156,25 +167,17 @@ def agreement_and_perplexity(model, reference, sequences, masks=None):
 
     `reference` is the output of `next_token_predictions(reference_model, sequences)`.
     """
-    import torch.nn.functional as F
-
     _check_sequences(sequences)
-    if len(reference) != len(sequences) or (masks is not None and len(masks) != len(sequences)):
-        raise ValueError("reference (and masks) must hold one entry per sequence.")
-    same = total = count = 0
-    nll = 0.0
+    _check_masks(sequences, masks)
+    if len(reference) != len(sequences):
+        raise ValueError(f"reference has {len(reference)} sequences, but {len(sequences)} were given.")
+    same = total = nll = count = 0
     for index, seq in enumerate(sequences):
         logits = _logits(model, seq)
         predicted = logits.argmax(-1)
         if predicted.shape != reference[index].shape:
             raise ValueError("reference predictions were computed on other sequences (lengths differ).")
-        same += int((predicted == reference[index]).sum())
-        total += predicted.numel()
-        losses = F.cross_entropy(logits, seq[1:], reduction="none")
-        if masks is not None:
-            losses = losses[masks[index][1:]]
-        nll += float(losses.sum())
-        count += losses.numel()
-    if count == 0:
-        raise ValueError("the masks select no token to score: do the chats have assistant replies?")
-    return same / total, math.exp(nll / count)
+        same, total = same + int((predicted == reference[index]).sum()), total + predicted.numel()
+        losses = _scored_losses(logits, seq, None if masks is None else masks[index])
+        nll, count = nll + float(losses.sum()), count + losses.numel()
+    return same / total, _perplexity(nll, count)

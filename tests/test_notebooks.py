@@ -69,3 +69,12 @@ def test_printed_tables_fit_100_columns(path):
             if width > 100:
                 wide.append(f"cell {index}: {width} columns")
     assert wide == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_valid_nbformat(path):
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)  # raises on a malformed notebook (a cell without an id, for one)
+    assert all("id" in cell for cell in notebook.cells)
