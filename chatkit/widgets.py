@@ -40,6 +40,7 @@ from .templating import apply_template_with_fallback, fit_to_context, fold_syste
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the MIME type of a widget's view
+ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
 
 # Inline styles (no stylesheet to install): one colour per role, text kept as written.
@@ -163,16 +164,19 @@ class ChatWidget:
         self.view = ipw.VBox(layout=ipw.Layout(width="98%"))
         self.status = ipw.HTML()
         self.input = ipw.Text(
-            placeholder="Type a message and press Enter", continuous_update=True,
+            placeholder="Type a message and press Enter", continuous_update=False,
             layout=ipw.Layout(flex="1 1 auto", width="auto"),
         )
-        # Enter sends. The text box's value follows every keystroke (continuous_update=True) and Enter
-        # arrives as a "submit" event: ipywidgets 7 and 8 both send it. ipywidgets 8 deprecates
-        # on_submit in favour of observing `value` with continuous_update=False, but that also fires
-        # when the box loses focus, which would send a half-typed message.
+        # Enter sends; leaving the box does not. With continuous_update=False the box sends its value
+        # when Enter is pressed *and* when it loses focus, so the value alone cannot tell them apart.
+        # Enter also sends a "submit" event (ipywidgets 7 and 8; 8 deprecates on_submit), which reaches
+        # the kernel before the new value does: a submit arms the next value change to send. When the
+        # text did not change (no value follows), a short timer sends what the box holds.
+        self._enter_pressed = None  # the timer armed by the last Enter, until its value arrives
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            self.input.on_submit(lambda _: self.send())
+            self.input.on_submit(lambda _: self._on_enter())
+        self.input.observe(self._on_value, names="value")
         self.send_button = ipw.Button(description="Send", button_style="primary", icon="paper-plane",
                                           layout=ipw.Layout(width="90px"))
         self.stop_button = ipw.Button(description="Stop", icon="stop", disabled=True,
@@ -405,7 +409,31 @@ class ChatWidget:
         self.stop_button.disabled = not busy
 
     def _set_input(self, text):
+        self._disarm_enter()
         self.input.value = text
+
+    def _on_enter(self):
+        self._disarm_enter()
+        timer = threading.Timer(ENTER_GRACE_S, self._send_unchanged, args=(None,))
+        timer.args = (timer,)
+        self._enter_pressed = timer
+        timer.daemon = True
+        timer.start()
+
+    def _send_unchanged(self, timer):
+        if self._enter_pressed is timer:  # no new value came after Enter: the text was already there
+            self._enter_pressed = None
+            self.send()
+
+    def _on_value(self, change):
+        if self._enter_pressed is not None and change["new"].strip():
+            self._disarm_enter()
+            self.send()
+
+    def _disarm_enter(self):
+        timer, self._enter_pressed = self._enter_pressed, None
+        if timer is not None:
+            timer.cancel()
 
     def _on_decoding(self, change):
         self.temperature.disabled = change["new"] == "greedy"

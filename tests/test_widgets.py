@@ -27,13 +27,13 @@ def widget(embedded):
 
 
 def press_enter(widget, text):
-    """What the browser does when the reader types `text` and presses Enter."""
+    """What the browser sends when the reader types `text` and presses Enter: "submit", then the value."""
+    widget.input._handle_string_msg(None, {"event": "submit"}, None)
     type_only(widget, text)
-    widget.input._handle_string_msg(None, {"event": "submit"}, None)  # the front end's Enter message
 
 
 def type_only(widget, text):
-    """Typing without Enter, or typing and then clicking elsewhere: the box's value follows the typing."""
+    """Typing and then clicking elsewhere: the box sends its value when it loses focus."""
     widget.input.value = text
 
 
@@ -428,3 +428,15 @@ def test_on_colab_the_reply_streams_from_the_callers_thread(embedded, monkeypatc
     assert on_colab.history[-1]["content"] == reply(model, tokenizer, on_colab.history[:-1],
                                                     max_new_tokens=MAX_NEW_TOKENS)
     assert ChatWidget(model, tokenizer, background=True).background is True
+
+
+def test_enter_on_text_already_in_the_box_sends_it(widget):
+    type_only(widget, "What is a token?")  # typed, then the box lost focus: nothing sent
+    assert len(widget.history) == 1
+    widget.input._handle_string_msg(None, {"event": "submit"}, None)  # Enter; the value does not change
+    deadline = time.monotonic() + 5
+    while len(widget.history) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    widget.wait(60)
+    assert [m["role"] for m in widget.history] == ["system", "user", "assistant"]
+    assert widget.history[1]["content"] == "What is a token?"
