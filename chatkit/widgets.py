@@ -5,17 +5,11 @@ a conversation view, an input box (Enter sends), Send / Stop / Reset buttons, a 
 generation settings. Its `history` is the same list of `{"role", "content"}` dicts that
 `pipeline("text-generation")` takes, readable and settable from code. Errors show inside the widget.
 
-Where the reply is generated:
-- In JupyterLab and the classic Notebook, in a background thread, so the notebook stays usable while
-  the model writes (Stop works mid-reply).
-- On Google Colab, in the thread that handles the click or the Enter key: Colab's front end does not
-  show widget updates sent from a background thread (googlecolab/colabtools issue 3373, open since
-  2023), so a background reply would appear only at the end, or never. From the kernel's own thread
-  each streamed chunk reaches the page as it is written; the kernel is busy until the reply ends.
-  `ChatWidget(..., background=True/False)` overrides the choice.
-
-It works with ipywidgets 8 and with ipywidgets 7 (which Colab ships): both send Enter as a "submit"
-event, and a widget of either version displays through `_ipython_display_` here.
+The reply is generated in a background thread (the notebook stays usable, Stop works mid-reply),
+except on Google Colab, whose front end does not show widget updates sent from a background thread
+(googlecolab/colabtools issue 3373): there it streams from the thread that handles the click or the
+Enter key, so each chunk reaches the page as it is written. `background=True/False` overrides it.
+It works with ipywidgets 8 and 7 (Colab's).
 
 What it simplifies: one conversation at a time, replies as plain text (no Markdown rendering).
 
@@ -29,7 +23,9 @@ Example:
 """
 
 import html
+import sys
 import threading
+import time
 import warnings
 
 from .chat import validate_chat
@@ -54,12 +50,7 @@ _BUBBLE_STYLE = {
 
 def message_html(role, content, streaming=False):
     """The HTML of one message: its role and its content, escaped so a reply can never inject markup."""
-    if content:
-        body = html.escape(content)
-    elif not streaming:
-        body = '<i style="color:#777">(empty reply)</i>'
-    else:
-        body = ""
+    body = html.escape(content) if content else "" if streaming else '<i style="color:#777">(empty reply)</i>'
     cursor = '<span class="chatkit-cursor">&#9612;</span>' if streaming else ""
     return (
         f'<div style="{_BUBBLE_STYLE.get(role, "")} padding:6px 10px; margin:4px 0; border-radius:8px;'
@@ -76,12 +67,6 @@ def _status_html(text, error=False):
     if error:
         return f'<span class="chatkit-error" style="color:#b00020;">{html.escape(text)}</span>'
     return f'<span class="chatkit-info" style="color:#555;">{html.escape(text)}</span>'
-
-
-def _on_colab():
-    import sys
-
-    return "google.colab" in sys.modules
 
 
 def _ipywidgets():
@@ -116,10 +101,9 @@ class ChatWidget:
         history: a chat to start from (list of {"role", "content"} dicts).
         background: generate in a background thread (default: everywhere but on Colab, see above).
 
-    The input box sends on Enter only: clicking elsewhere keeps a half-typed message in the box. While
-    a reply streams, `history` ends with the
-    user's message; the reply is added when it finishes or is stopped. A failed generation removes
-    the user's message again and puts its text back in the input box.
+    The input box sends on Enter only: clicking elsewhere keeps a half-typed message in the box. While a
+    reply streams, `history` ends with the user's message; the reply is added when it finishes or is
+    stopped. A failed generation removes the user's message and puts its text back in the input box.
 
     What the model sees is the history, adapted when it must be (the widget says so): a system
     message that the chat template rejects is folded into the first user message, and when the chat
@@ -137,7 +121,8 @@ class ChatWidget:
         ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
-        self.background = not _on_colab() if background is None else bool(background)
+        on_colab = "google.colab" in sys.modules
+        self.background = not on_colab if background is None else bool(background)
         self._messages = []  # the chat without its system message (that lives in the system field)
         self._job = None
         self._lock = threading.Lock()
@@ -167,11 +152,9 @@ class ChatWidget:
             placeholder="Type a message and press Enter", continuous_update=False,
             layout=ipw.Layout(flex="1 1 auto", width="auto"),
         )
-        # Enter sends; leaving the box does not. With continuous_update=False the box sends its value
-        # when Enter is pressed *and* when it loses focus, so the value alone cannot tell them apart.
-        # Enter also sends a "submit" event (ipywidgets 7 and 8; 8 deprecates on_submit), which reaches
-        # the kernel before the new value does: a submit arms the next value change to send. When the
-        # text did not change (no value follows), a short timer sends what the box holds.
+        # Enter sends; leaving the box does not. The box sends its value on Enter and on losing focus;
+        # Enter also sends a "submit" event (ipywidgets 7 and 8), which arrives before the value: it arms
+        # the next value to send. Unchanged text sends no value: a short timer then sends what is there.
         self._enter_pressed = None  # the timer armed by the last Enter, until its value arrives
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -204,7 +187,6 @@ class ChatWidget:
             self.history = history
 
     # ----------------------------------------------------------------- reading and setting the chat
-
     @property
     def history(self):
         """The chat as transformers takes it (a copy): the system message, if any, then the messages."""
@@ -253,7 +235,6 @@ class ChatWidget:
         return self._job is not None
 
     # ----------------------------------------------------------------- actions (buttons and code)
-
     def send(self, text=None):
         """Send `text` (default: the input box's text) and stream the reply in the background.
 
@@ -313,11 +294,12 @@ class ChatWidget:
         """Block until the current reply is finished (or `timeout` seconds passed); True if idle."""
         job = self._job
         if job is not None and job.thread is not None:
+            while job.thread.ident is None:  # created by another thread (Enter's timer), not started yet
+                time.sleep(0.005)
             job.thread.join(timeout)
         return not self.busy
 
     # ----------------------------------------------------------------- the background stream
-
     def _model_chat(self, chat, max_new_tokens):
         """The chat as the model gets it, and notes for the reader on what was adapted."""
         notes = []
@@ -389,7 +371,6 @@ class ChatWidget:
             self._show_busy(False)
 
     # ----------------------------------------------------------------- view helpers
-
     def _message_widget(self, role, content, streaming=False):
         view = self._ipw.HTML(message_html(role, content, streaming))
         view.add_class("chatkit-message")
@@ -414,9 +395,7 @@ class ChatWidget:
 
     def _on_enter(self):
         self._disarm_enter()
-        timer = threading.Timer(ENTER_GRACE_S, self._send_unchanged, args=(None,))
-        timer.args = (timer,)
-        self._enter_pressed = timer
+        timer = self._enter_pressed = threading.Timer(ENTER_GRACE_S, lambda: self._send_unchanged(timer))
         timer.daemon = True
         timer.start()
 
@@ -439,7 +418,6 @@ class ChatWidget:
         self.temperature.disabled = change["new"] == "greedy"
 
     # ----------------------------------------------------------------- display
-
     def __repr__(self):
         name = describe_model(getattr(self.model, "name_or_path", "") or type(self.model).__name__)
         count = len(self.history)
