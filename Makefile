@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup run test test-real test-colab test-wheel lab notebooks clean chromium
+.PHONY: setup run test test-real test-colab test-wheel test-serve lab notebooks clean chromium
 
 setup: $(STAMP) chromium
 
@@ -60,6 +60,11 @@ test-colab:
 # The wheel to publish: built, holding the embedded model, installed in a fresh venv, notebook 01 run from it.
 test-wheel: $(STAMP)
 	$(BIN)/python scripts/test_wheel.py
+
+# The course's client code against real servers on loopback: transformers serve (tests/test_serving.py),
+# then vLLM's CPU build in a venv of its own (build/vllm-venv; about 5 minutes to install the first time).
+test-serve: $(STAMP)
+	$(BIN)/python scripts/test_serve.py
 
 # Re-execute the notebooks in place (authors: after changing a notebook or the embedded model).
 notebooks: $(STAMP)

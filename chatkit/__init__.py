@@ -3,8 +3,8 @@
 The lesson is transformers itself; chatkit only hides what would distract from it. Each module answers
 one question, in layers: a module imports only from the lines above its own, so there is no circle.
 
-    chat, catalog, dtypes, formatting   what is a valid chat? which models are well known? how many
-                                        bytes per dtype? how do we print sizes and tables?
+    chat, chat_view, catalog,           what is a valid chat, and how does a message look? which models
+    dtypes, formatting                  are well known? how many bytes per dtype? how do we print sizes?
     hub                                 which model, may I download it, what does the Hub say about it?
     machine                             what does this machine have (memory, GPU, threads, CPU features)?
     counting                            how many parameters (total, active), from a name or a config?
@@ -16,6 +16,8 @@ one question, in layers: a module imports only from the lines above its own, so 
     held_out, quality                   text the embedded model never saw; what a lower precision
                                         costs on it (agreement, perplexity)
     recorded                            what a real chat model answered, for lessons the toy cannot show
+    tools                               functions the model may call, and the loop that runs the calls
+    serving                             one model for a room: start `transformers serve`, chat with it
     speed, toy_models, assisted,        how fast, and why: bandwidth, tokens/s, random models to time,
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
     widgets                             a chat window in the notebook (imports ipywidgets when made)
@@ -30,6 +32,7 @@ from . import (
     assisted,
     catalog,
     chat,
+    chat_view,
     counting,
     dtypes,
     environment,
@@ -44,9 +47,11 @@ from . import (
     plotting,
     quality,
     recorded,
+    serving,
     sizing,
     speed,
     templating,
+    tools,
     toy_models,
     widgets,
 )
@@ -71,6 +76,7 @@ from .templating import (
     fit_to_context,
     fold_system_message,
 )
+from .tools import run_tools
 from .widgets import ChatWidget, chat_widget
 
 __version__ = "0.1.0"

@@ -1,14 +1,28 @@
 """Chats as transformers uses them: a list of `{"role": ..., "content": ...}` dicts.
 
-`validate_chat()` checks that shape before a chat reaches a template or a pipeline, where a
-mistake would surface as a confusing Jinja or key error far from its cause.
+`content` is a string, or a list of typed blocks (`{"type": "text", "text": ...}`, images...). An
+assistant message may call tools instead of answering (`tool_calls`, no `content`), and a `tool`
+message brings a result back. `validate_chat()` checks these shapes before a chat reaches a template
+or a pipeline, where a mistake would surface as a confusing Jinja or key error far from its cause.
 
 Example:
     >>> validate_chat([{"role": "user", "content": "Hi!"}])
     [{'role': 'user', 'content': 'Hi!'}]
+    >>> call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    >>> chat = [
+    ...     {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+    ...     {"role": "assistant", "tool_calls": [call]},
+    ...     {"role": "tool", "name": "get_weather", "content": "22°C, sunny"},
+    ... ]
+    >>> validate_chat(chat) is chat
+    True
 """
 
+import json
+
 ROLES = ("system", "user", "assistant", "tool")
+_TEXT_BLOCK = '{"type": "text", "text": "Hello!"}'
+_TOOL_CALL = '{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}'
 
 
 def _describe(value):
@@ -19,8 +33,11 @@ def validate_chat(chat):
     """Return `chat` unchanged if it is a valid chat; raise ValueError naming the message and field if not.
 
     A valid chat is a non-empty list of dicts, each with a `role` (system, user, assistant or tool)
-    and a string `content`; a system message may only come first. Other keys (such as `tool_calls`)
-    are passed through untouched.
+    and a `content`: a string, or a list of blocks that each have a string "type" (a "text" block
+    needs a string "text"; other blocks pass untouched). An assistant message may leave `content` out
+    when it has `tool_calls`: a list of `{"type": "function", "function": {"name": ..., "arguments": ...}}`
+    or flat `{"name": ..., "arguments": ...}`, where arguments are a dict or a string holding a JSON
+    object. A system message may only come first. Other keys are passed through untouched.
     """
     if not isinstance(chat, list):
         raise ValueError(
@@ -34,21 +51,132 @@ def validate_chat(chat):
             raise ValueError(
                 f"message {index} must be a dict with 'role' and 'content', got {_describe(message)}"
             )
-        for field in ("role", "content"):
-            if field not in message:
-                raise ValueError(f"message {index} has no '{field}' field; every message needs 'role' and 'content'")
+        if "role" not in message:
+            raise ValueError(f"message {index} has no 'role' field; every message needs 'role' and 'content'")
         role = message["role"]
         if not isinstance(role, str) or role not in ROLES:
             raise ValueError(
                 f"message {index}: 'role' is {_describe(role)}; it must be one of {', '.join(ROLES)}"
             )
-        if not isinstance(message["content"], str):
+        content, calls = message.get("content"), message.get("tool_calls") if role == "assistant" else None
+        if calls is not None:
+            _check_tool_calls(index, calls, content is None or content == "")
+        if content is None and not calls:
+            if "content" not in message:
+                raise ValueError(
+                    f"message {index} has no 'content' field; every message needs 'role' and 'content' "
+                    "(only an assistant message with 'tool_calls' may leave it out)"
+                )
             raise ValueError(
-                f"message {index}: 'content' must be a string, got {_describe(message['content'])}"
+                f"message {index}: 'content' must be a string or a list of content blocks, got None; "
+                "only an assistant message with 'tool_calls' may have no content"
             )
+        if content is not None:
+            _check_content(index, role, content)
+        for field in ("tool_call_id", "name") if role == "tool" else ():
+            if message.get(field) is not None and not isinstance(message[field], str):
+                raise ValueError(
+                    f"message {index}: '{field}' must be a string, got {_describe(message[field])}"
+                )
         if role == "system" and index != 0:
             raise ValueError(
                 f"message {index}: 'role' is 'system' but a system message may only be the first message; "
                 "move it to the start of the chat"
             )
     return chat
+
+
+def _check_content(index, role, content):
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        hint = "; write a tool's result as text, such as json.dumps(result)" if role == "tool" else ""
+        raise ValueError(
+            f"message {index}: 'content' must be a string or a list of content blocks, "
+            f"got {_describe(content)}{hint}"
+        )
+    for number, block in enumerate(content):
+        where = f"message {index}: 'content'[{number}]"
+        if not isinstance(block, dict):
+            raise ValueError(
+                f"{where} must be a content block such as {_TEXT_BLOCK}, got {_describe(block)}; "
+                "for plain text, make 'content' a string"
+            )
+        if not isinstance(block.get("type"), str):
+            raise ValueError(f"{where} has no string 'type'; write it as {_TEXT_BLOCK}")
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            raise ValueError(
+                f"{where} is a text block, so it needs a string 'text', got {_describe(block.get('text'))}; "
+                f"write it as {_TEXT_BLOCK}"
+            )
+
+
+def _check_tool_calls(index, calls, no_content):
+    if not isinstance(calls, list):
+        raise ValueError(
+            f"message {index}: 'tool_calls' must be a list of tool calls, got {_describe(calls)}; "
+            f"write it as [{_TOOL_CALL}]"
+        )
+    if not calls and no_content:
+        raise ValueError(
+            f"message {index}: 'tool_calls' is empty and there is no 'content'; "
+            "give the message a 'content' or at least one tool call"
+        )
+    for number, call in enumerate(calls):
+        where = f"message {index}: 'tool_calls'[{number}]"
+        if isinstance(call, dict) and "function" in call:
+            call, where = call["function"], where + "['function']"
+        if not isinstance(call, dict):
+            raise ValueError(f"{where} must be a dict such as {_TOOL_CALL}, got {_describe(call)}")
+        if not isinstance(call.get("name"), str):
+            raise ValueError(
+                f"{where} needs a string 'name' (the function to call), got {_describe(call.get('name'))}; "
+                f"write the call as {_TOOL_CALL}"
+            )
+        if "arguments" not in call:
+            raise ValueError(
+                f"{where} has no 'arguments'; for a function without parameters write 'arguments': {{}}"
+            )
+        arguments = call["arguments"]
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError as error:
+                raise ValueError(
+                    f"{where}: 'arguments' is a string but not valid JSON ({error}); "
+                    'write them as a dict, such as {"city": "Paris"}'
+                ) from None
+            if not isinstance(arguments, dict):
+                raise ValueError(
+                    f"{where}: 'arguments' is JSON but not an object (it reads as {_describe(arguments)}); "
+                    'write them as a dict of parameter names to values, such as {"city": "Paris"}'
+                )
+        elif not isinstance(arguments, dict):
+            raise ValueError(
+                f"{where}: 'arguments' must be a dict (or a string holding a JSON object), "
+                f'got {_describe(arguments)}; write them as a dict, such as {{"city": "Paris"}}'
+            )
+
+
+def message_text(message):
+    """The text a person reads for a message: its text blocks joined, then any tool calls as calls.
+
+    Example:
+        >>> call = {"type": "function", "function": {"name": "multiply", "arguments": {"a": 12, "b": 7}}}
+        >>> message_text({"role": "assistant", "tool_calls": [call]})
+        'multiply(a=12, b=7)'
+    """
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        content = "".join(block.get("text", "") for block in content if block.get("type") == "text")
+    calls = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function", call)
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError:
+                arguments = {"": arguments}
+        calls.append(f"{function.get('name')}(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")")
+    return "\n".join([content] * bool(content) + calls)

@@ -63,15 +63,15 @@ def package_versions(packages=PACKAGES):
     return found
 
 
-def setup(seed=0, show=True):
+def setup(seed=0, show=True, tools=False):
     """Quiet logs, seed everything, print versions and device; return the model id or path to use.
 
-    The model comes from `chatkit.default_model()`: `CHATKIT_MODEL` if set, the embedded model
-    when offline, otherwise a small instruct model from the Hub.
+    The model comes from `chatkit.default_model(tools)`: `CHATKIT_MODEL` if set, the embedded model
+    when offline, otherwise a small instruct model from the Hub (one that calls tools, with `tools=True`).
     """
     quiet()
     seed_everything(seed)
-    model = default_model()
+    model = default_model(tools=tools)
     if show:
         print(f"python: {platform.python_version()}")
         for name, ver in package_versions().items():

@@ -11,7 +11,8 @@ tokens again, move to the model's device, generate, decode only the new tokens.
 the way chat apps show a reply; a `threading.Event` stops it at the next token.
 
 Both prefill like the pipeline: when the chat's last message is from the assistant, the model
-continues that message (`continue_final_message=True`) instead of starting a new one.
+continues that message (`continue_final_message=True`) instead of starting a new one. Both also take a
+model behind a server (`chatkit.serving.ServerModel`, tokenizer None): the server does the five steps.
 
 Example:
     >>> import chatkit
@@ -111,15 +112,19 @@ def _template_kwargs(chat):
     return {"add_generation_prompt": not prefill, "continue_final_message": prefill}
 
 
-def reply(model, tokenizer, chat, **settings):
+def reply(model, tokenizer, chat, tools=None, **settings):
     """The assistant's reply to `chat`, made in the five steps a text-generation pipeline takes.
 
     `settings` are those of `generation_settings()` (temperature 0, the default, is greedy).
     With greedy decoding the reply equals the pipeline's `generated_text[-1]["content"]`.
+    `tools` (functions or JSON schemas) go to the chat template; the reply is then the raw text,
+    tool calls included (`chatkit.tools.parse_reply` reads them).
     """
     validate_chat(chat)
+    if callable(getattr(model, "stream_chat", None)):  # a model behind a server (chatkit.serving.ServerModel)
+        return "".join(model.stream_chat(chat, **settings))
     # 1. the model and tokenizer are given; 2. the chat template turns messages into one string
-    text = tokenizer.apply_chat_template(chat, tokenize=False, **_template_kwargs(chat))
+    text = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, **_template_kwargs(chat))
     # 3. tokenize without adding special tokens: the template already wrote the BOS
     inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(model.device)
     # 4. generate
@@ -142,13 +147,13 @@ def _event_stopping_criteria(*events):
     return StopOnEvent()
 
 
-def stream_reply(model, tokenizer, chat, stop_event=None, **settings):
+def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, **settings):
     """Yield the assistant's reply to `chat` in text chunks, as the model writes them.
 
     Generation runs in a background thread feeding a `TextIteratorStreamer`; this generator reads
     from it. Set `stop_event` (a `threading.Event`) to stop at the next token, e.g. from a Stop
     button; closing the generator early stops it too. An exception raised inside `generate` is
-    re-raised here, in the caller. The chunks joined equal `reply()` with the same settings.
+    re-raised here, in the caller. The chunks joined equal `reply()` with the same settings (and `tools`).
     """
     from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -156,8 +161,11 @@ def stream_reply(model, tokenizer, chat, stop_event=None, **settings):
     if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
         raise ValueError(f"stop_event must be a threading.Event (or None), got {type(stop_event).__name__}")
     kwargs = generation_settings(**settings)  # checked here, before any thread starts
+    if callable(getattr(model, "stream_chat", None)):  # a model behind a server: it streams itself
+        yield from model.stream_chat(chat, stop_event=stop_event, **settings)
+        return
     inputs = tokenizer.apply_chat_template(
-        chat, tokenize=True, return_dict=True, return_tensors="pt", **_template_kwargs(chat)
+        chat, tools=tools, tokenize=True, return_dict=True, return_tensors="pt", **_template_kwargs(chat)
     ).to(model.device)
     closed = threading.Event()  # set when the reader stops early
     events = [closed] + ([stop_event] if stop_event is not None else [])

@@ -6,7 +6,9 @@ chatkit is installed from a wheel (on Colab) as well as in a checkout.
 
 - `held_out_chats(n)`: whole conversations, for perplexity and next-token agreement (notebook 04);
 - `held_out_questions(n)`: a chat up to a question with a known answer, and `is_correct(question,
-  reply)`: the check `training/evaluate.py` scores the embedded model with (notebook 03).
+  reply)`: the check `training/evaluate.py` scores the embedded model with (notebook 03);
+- `held_out_calculator_questions(n)`: sums, differences and products with the tool that answers
+  each (notebook 07).
 
 Example:
     >>> question = held_out_questions(1)[0]
@@ -47,6 +49,12 @@ def held_out_chats(n=16):
 def held_out_questions(n=48):
     """The first `n` held-out questions: {"chat": [...up to the question], "answer": ..., "category": ...}."""
     return _take(_data()["questions"], n, "questions")
+
+
+def held_out_calculator_questions(n=48):
+    """The first `n` held-out sums, differences and products, each with the tool that answers it
+    ({"chat", "answer", "category", "tool"}): what notebook 07 asks with and without a calculator."""
+    return _take(_data()["calculator_questions"], n, "calculator questions")
 
 
 def held_out_source():

@@ -31,6 +31,13 @@ from .catalog import CATALOG, hub_safetensors_source
 # and decodes at a usable speed on a CPU. Its chat template supports a system message.
 DEFAULT_HUB_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
 
+# The Hub model for tool calling (notebook 07) when online and nothing else is asked for. SmolLM2's
+# instruct chat templates write no `tools` (SmolLM2-135M-Instruct's, checked, has no tools branch);
+# Qwen2.5-0.5B-Instruct's does, in the same Hermes style as the embedded model
+# (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>`), and `transformers serve` knows how to
+# read it back. Ungated (Apache-2.0), ~1 GB in bf16.
+DEFAULT_TOOLS_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
 # Environment variable that overrides the model every notebook uses.
 MODEL_ENV_VAR = "CHATKIT_MODEL"
 
@@ -80,14 +87,15 @@ def hub_reachable(timeout=1.5):
     return _can_connect(url.hostname, port, timeout)
 
 
-def default_model():
-    """The model a notebook should use: `CHATKIT_MODEL`, else the embedded model offline, else the Hub default."""
+def default_model(tools=False):
+    """The model a notebook should use: `CHATKIT_MODEL`, else the embedded model offline, else the Hub default
+    (`DEFAULT_TOOLS_MODEL` when the notebook needs a model that calls tools)."""
     chosen = os.environ.get(MODEL_ENV_VAR, "").strip()
     if chosen:
         return chosen
     if not hub_reachable():
         return embedded_model_path()
-    return DEFAULT_HUB_MODEL
+    return DEFAULT_TOOLS_MODEL if tools else DEFAULT_HUB_MODEL
 
 
 def describe_model(model):

@@ -47,10 +47,11 @@ def _assistant_spans(tokenizer, chat, text):
     spans, position = [], 0
     eos = tokenizer.eos_token or ""
     for message in chat:
-        found = text.find(message["content"], position) if message["content"] else -1
-        if found < 0:
+        content = message.get("content")
+        found = text.find(content, position) if isinstance(content, str) and content else -1
+        if found < 0:  # empty, typed blocks or a tool call: not scored
             continue
-        end = found + len(message["content"])
+        end = found + len(content)
         if message["role"] == "assistant":
             if eos and text.startswith(eos, end):
                 end += len(eos)

@@ -26,7 +26,7 @@ Example:
     <BLANKLINE>
 """
 
-from .chat import validate_chat
+from .chat import message_text, validate_chat
 
 # ChatML (OpenAI's format, used by Qwen, SmolLM and others): <|im_start|>role\ncontent<|im_end|>\n
 # for every role including system; the generation prompt opens an assistant turn. No BOS.
@@ -156,10 +156,13 @@ def fold_system_message(chat):
     if chat[0]["role"] != "system":
         return chat
     system, rest = chat[0], chat[1:]
+    text = message_text(system)
     if rest and rest[0]["role"] == "user":
-        rest[0]["content"] = system["content"] + "\n\n" + rest[0]["content"]
+        content = rest[0]["content"]
+        rest[0]["content"] = (text + "\n\n" + content if isinstance(content, str)
+                              else [{"type": "text", "text": text + "\n\n"}] + list(content))
         return rest
-    return [{"role": "user", "content": system["content"]}] + rest
+    return [{"role": "user", "content": text}] + rest
 
 
 def apply_template_with_fallback(tokenizer, chat, announce=True, **kwargs):

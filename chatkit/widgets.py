@@ -22,52 +22,24 @@ Example:
     [{'role': 'user', 'content': 'Hi!'}, {'role': 'assistant', 'content': 'Hello! How can I help you today?'}]
 """
 
-import html
 import sys
 import threading
 import time
 import warnings
 
-from .chat import validate_chat
+from .chat import message_text, validate_chat
+from .chat_view import message_html, status_html
 from .generation import generation_settings, stream_reply
 from .hub import default_model, describe_model
 from .loading import load_model
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
+from .tools import functions_by_name, parse_reply, tool_messages
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the MIME type of a widget's view
 ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
-
-# Inline styles (no stylesheet to install): one colour per role, text kept as written.
-_BUBBLE_STYLE = {
-    "user": "background:#e3f2fd; margin-left:15%;",
-    "assistant": "background:#f1f3f4; margin-right:15%;",
-    "system": "background:#fff8e1;",
-    "tool": "background:#ede7f6; margin-right:15%;",
-}
-
-
-def message_html(role, content, streaming=False):
-    """The HTML of one message: its role and its content, escaped so a reply can never inject markup."""
-    body = html.escape(content) if content else "" if streaming else '<i style="color:#777">(empty reply)</i>'
-    cursor = '<span class="chatkit-cursor">&#9612;</span>' if streaming else ""
-    return (
-        f'<div style="{_BUBBLE_STYLE.get(role, "")} padding:6px 10px; margin:4px 0; border-radius:8px;'
-        ' line-height:1.4;">'
-        f'<div style="font-size:0.8em; font-weight:bold; color:#555;">{html.escape(role)}</div>'
-        f'<div class="chatkit-content" style="white-space:pre-wrap; overflow-wrap:anywhere;">{body}{cursor}</div>'
-        "</div>"
-    )
-
-
-def _status_html(text, error=False):
-    if not text:
-        return ""
-    if error:
-        return f'<span class="chatkit-error" style="color:#b00020;">{html.escape(text)}</span>'
-    return f'<span class="chatkit-info" style="color:#555;">{html.escape(text)}</span>'
-
+MAX_TOOL_CALLS = 4  # tool calls one message may lead to before the widget stops asking the model
 
 def _ipywidgets():
     """ipywidgets, imported only when a widget is made: the rest of chatkit works without a UI stack."""
@@ -100,6 +72,8 @@ class ChatWidget:
         temperature: 0 for greedy decoding (same chat, same reply), above 0 to sample.
         history: a chat to start from (list of {"role", "content"} dicts).
         background: generate in a background thread (default: everywhere but on Colab, see above).
+        tools: Python functions the model may call (`chatkit.tools`): calls and results show as
+            messages, and the model answers after reading them.
 
     The input box sends on Enter only: clicking elsewhere keeps a half-typed message in the box. While a
     reply streams, `history` ends with the user's message; the reply is added when it finishes or is
@@ -111,13 +85,15 @@ class ChatWidget:
     """
 
     def __init__(self, model, tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=256,
-                 temperature=0.0, history=None, background=None):
+                 temperature=0.0, history=None, background=None, tools=None):
         generation_settings(max_new_tokens=max_new_tokens, temperature=temperature)  # ValueError if impossible
         if max_new_tokens > MAX_NEW_TOKENS_LIMIT:
             raise ValueError(f"max_new_tokens={max_new_tokens} is more than this widget offers "
                              f"({MAX_NEW_TOKENS_LIMIT}); pass a smaller value")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ValueError(f"system_prompt must be a string (or None for none), got {type(system_prompt).__name__}")
+        self.tools = tools
+        self._functions = functions_by_name(tools) if tools is not None else {}
         ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
@@ -303,6 +279,8 @@ class ChatWidget:
     def _model_chat(self, chat, max_new_tokens):
         """The chat as the model gets it, and notes for the reader on what was adapted."""
         notes = []
+        if self.tokenizer is None:  # a model behind a server: the server applies its template
+            return chat, notes
         _, folded = apply_template_with_fallback(
             self.tokenizer, chat, announce=False, tokenize=False, add_generation_prompt=True
         )
@@ -320,27 +298,39 @@ class ChatWidget:
         return chat, notes
 
     def _stream(self, job, chat, settings, reply_view, text):
-        reply = ""
+        new = []  # tool calls and their results, before the reply
         try:
             chat, job.notes = self._model_chat(chat, settings["max_new_tokens"])
             if job.notes and not job.cancelled:
                 self._show_status(" ".join(job.notes + ["replying…"]))
-            for piece in stream_reply(self.model, self.tokenizer, chat, stop_event=job.stop_event, **settings):
-                reply += piece
-                if not job.cancelled:
-                    reply_view.value = message_html("assistant", reply, streaming=True)
+            for _ in range(MAX_TOOL_CALLS + 1):
+                reply = ""
+                for piece in stream_reply(self.model, self.tokenizer, chat + new, stop_event=job.stop_event,
+                                          **settings, **({"tools": self.tools} if self.tools else {})):
+                    reply += piece
+                    if not job.cancelled:
+                        reply_view.value = message_html("assistant", reply, streaming=True)
+                message = parse_reply(self.tokenizer, reply) if self.tools else {"role": "assistant", "content": reply}
+                results = tool_messages(self._functions, message) if self.tools else []
+                if not results or job.stop_event.is_set() or job.cancelled:
+                    break
+                new += [message] + results
+                reply_view.value = message_html("assistant", message_text(message))
+                reply_view, views = self._message_widget("assistant", "", streaming=True), [
+                    self._message_widget("tool", result["content"]) for result in results]
+                self.view.children = self.view.children + tuple(views) + (reply_view,)
         except Exception as error:  # noqa: BLE001 - any failure must reach the reader, not kill the widget
             self._finish(job, failed=(text, error))
         else:
-            reply_view.value = message_html("assistant", reply)
-            self._finish(job, reply=reply)
+            reply_view.value = message_html("assistant", message_text(message))
+            self._finish(job, new + [dict(message, content=message.get("content", ""))])
 
-    def _finish(self, job, reply=None, failed=None):
+    def _finish(self, job, messages=None, failed=None):
         with self._lock:
             if job.cancelled or self._job is not job:
                 return
             if failed is None:
-                self._messages.append({"role": "assistant", "content": reply})
+                self._messages += messages
             else:
                 self._messages.pop()  # the user's message: it never got a reply
         if failed is None:
@@ -380,10 +370,10 @@ class ChatWidget:
     def _render_view(self):
         with self._lock:
             messages = list(self._messages)
-        self.view.children = tuple(self._message_widget(m["role"], m["content"]) for m in messages)
+        self.view.children = tuple(self._message_widget(m["role"], message_text(m)) for m in messages)
 
     def _show_status(self, text, error=False):
-        self.status.value = _status_html(text, error)
+        self.status.value = status_html(text, error)
 
     def _show_busy(self, busy):
         self.send_button.disabled = busy

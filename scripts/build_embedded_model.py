@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from training import corpus  # noqa: E402
-from training.evaluate import EVAL_SEED, evaluate  # noqa: E402
+from training.evaluate import EVAL_SEED, evaluate, evaluate_tools, tool_conversations  # noqa: E402
 from training.tokenizer import build_tokenizer  # noqa: E402
 from training.train import train  # noqa: E402
 
@@ -33,7 +33,23 @@ CHAT = dict(hidden=192, layers=4, heads=6, ff=512, steps=5000, lr=2e-3, warmup=1
 # Second stage of the chat model: continues from the first with more arithmetic, at a lower learning rate.
 CHAT_ARITHMETIC = dict(steps=1000, lr=5e-4, warmup=30, drill_only=0.0, drill_mix=0.5, arithmetic_weight=0.8)
 DRAFT = dict(hidden=64, layers=2, heads=4, ff=176, steps=3000, lr=3e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
+# Last stage of both: conversations with tools (training/corpus.py's tool_conversation) for half the
+# documents, whole 512-token rows, the rest as before so the earlier skills stay.
+CHAT_TOOLS = dict(steps=4000, lr=8e-4, warmup=100, drill_only=0.0, drill_mix=0.2, arithmetic_weight=0.6,
+                  tool_mix=0.6, seq_len=512)
+DRAFT_TOOLS = dict(steps=1500, lr=1e-3, warmup=50, drill_only=0.0, drill_mix=0.2, tool_mix=0.6, seq_len=512)
 CARD_EVAL_CONVERSATIONS = 400
+TOOL_LABELS = {
+    "call_right": "a listed tool answers: exactly that call, right arguments",
+    "no_call": "no listed tool answers: no call",
+    "answer_with_tools": "final answer correct after the call",
+    "sums_with_tools": "  sums and differences, with add / subtract",
+    "sums_without_tools": "  the same questions, no tools in the prompt",
+    "products_with_tools": "  products, with multiply",
+    "products_without_tools": "  the same questions, no tools in the prompt",
+    "answer_without_call": "questions no tool answers, answered correctly",
+    "stops": "replies end with the end token",
+}
 
 
 def n_params(model):
@@ -82,6 +98,10 @@ def evaluate_and_write_card(out, threads, eval_n):
     convs = corpus.conversations(eval_n, seed=EVAL_SEED)
     figures = {t: evaluate(chat, tokenizer, convs, template=t) for t in (True, False)}
     agreement = draft_agreement(chat, draft, tokenizer, convs[:50])
+    tool_convs = tool_conversations(tokenizer, eval_n)
+    tool_figures = evaluate_tools(chat, tokenizer, tool_convs)
+    tool_rows = [f"| {label} | {tool_figures[name][1]} | {tool_figures[name][0]:.1%} |"
+                 for name, label in TOOL_LABELS.items() if name in tool_figures]
 
     def fig(name, template=True):
         return f"{figures[template].get(name, (float('nan'), 0))[0]:.1%}"
@@ -101,9 +121,11 @@ def evaluate_and_write_card(out, threads, eval_n):
         "chat_minutes": f"{runs['chat']['train_minutes']:.0f}", "draft_minutes": f"{runs['draft']['train_minutes']:.0f}",
         "threads": runs["chat"]["threads"], "cpu": platform.machine(), "torch": runs["chat"].get("torch", torch.__version__),
         "eval_n": eval_n, "eval_seed": EVAL_SEED, "eval_table": "\n".join(rows), "agreement": f"{agreement:.0%}",
+        "tool_table": "\n".join(tool_rows), "tools_mix_pct": f"{CHAT_TOOLS['tool_mix'] * 100:.0f}",
         "drill_pct": f"{CHAT['drill_only'] * 100:.0f}", "drill_mix_pct": f"{CHAT['drill_mix'] * 100:.0f}",
         **{f"chat_{k}": v for k, v in CHAT.items()}, **{f"draft_{k}": v for k, v in DRAFT.items()},
         **{f"arith_{k}": v for k, v in CHAT_ARITHMETIC.items()},
+        **{f"tools_{k}": v for k, v in CHAT_TOOLS.items()}, **{f"draft_tools_{k}": v for k, v in DRAFT_TOOLS.items()},
     }
     for name, cfg in (("chat", CHAT), ("draft", DRAFT)):
         config = json.loads((out / name / "config.json").read_text())
@@ -111,8 +133,8 @@ def evaluate_and_write_card(out, threads, eval_n):
             raise ValueError(f"{out / name} was not trained with this script's recipe; rebuild it without --card-only")
     write_card(out, info)
     (out / "chat" / "README.md").chmod(0o644)
-    print(json.dumps({k: v for k, v in info.items() if k != "eval_table"}, indent=1))
-    print("\n".join(rows))
+    print(json.dumps({k: v for k, v in info.items() if not k.endswith("_table")}, indent=1))
+    print("\n".join(rows + tool_rows))
     return figures
 
 
@@ -126,26 +148,46 @@ def main(argv=None):
     parser.add_argument("--card-only", action="store_true",
                         help="skip training: evaluate the models already in --out and rewrite the card")
     parser.add_argument("--eval-n", type=int, default=CARD_EVAL_CONVERSATIONS)
+    parser.add_argument("--from-stage", choices=["start", "tools"], default="start",
+                        help="tools: train only the last stage, from the chat and draft models already in --out "
+                             "(what a full build has before that stage)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.card_only:
         chat_cfg, draft_cfg = dict(CHAT), dict(DRAFT)
+        quick = dict(steps=5, warmup=2) if args.quick else {}
         if args.quick:
             chat_cfg.update(steps=20, warmup=5)
             draft_cfg.update(steps=20, warmup=5)
             args.eval_n = 10
-        tokenizer = build_tokenizer(seed=SEED)
-        chat_dir = args.out / "chat"
-        train(tokenizer, chat_dir, seed=SEED, threads=args.threads, **chat_cfg)
-        first = json.loads((chat_dir / "training_run.json").read_text())
+        chat_dir, draft_dir = args.out / "chat", args.out / "draft"
         arch = {k: chat_cfg[k] for k in ("hidden", "layers", "heads", "ff")}
-        second_cfg = dict(CHAT_ARITHMETIC, steps=5 if args.quick else CHAT_ARITHMETIC["steps"])
-        train(tokenizer, chat_dir, seed=SEED + 2, threads=args.threads, init_from=chat_dir, **arch, **second_cfg)
-        second = json.loads((chat_dir / "training_run.json").read_text())
-        record = {"train_minutes": round(first["train_minutes"] + second["train_minutes"], 1),
-                  "threads": args.threads, "stages": [first, second]}
-        (chat_dir / "training_run.json").write_text(json.dumps(record, indent=2) + "\n")
-        train(tokenizer, args.out / "draft", seed=SEED + 1, threads=args.threads, **draft_cfg)
+        draft_arch = {k: draft_cfg[k] for k in ("hidden", "layers", "heads", "ff")}
+        if args.from_stage == "start":
+            tokenizer = build_tokenizer(seed=SEED)
+            stages = {"chat": [], "draft": []}
+            for name, out, kwargs in (
+                ("chat", chat_dir, dict(seed=SEED, **chat_cfg)),
+                ("chat", chat_dir, dict(seed=SEED + 2, init_from=chat_dir, **arch, **dict(CHAT_ARITHMETIC, **quick))),
+                ("draft", draft_dir, dict(seed=SEED + 1, **draft_cfg)),
+            ):
+                train(tokenizer, out, threads=args.threads, **kwargs)
+                stages[name].append(json.loads((out / "training_run.json").read_text()))
+        else:  # the tools stage only, from the models already in --out
+            tokenizer = build_tokenizer(seed=SEED)  # byte-identical to the one the earlier stages used
+            stages = {name: json.loads((out / "training_run.json").read_text()).get("stages") or
+                      [json.loads((out / "training_run.json").read_text())]
+                      for name, out in (("chat", chat_dir), ("draft", draft_dir))}
+            stages = {name: [st for st in runs if not st.get("tool_mix")] for name, runs in stages.items()}
+        train(tokenizer, chat_dir, seed=SEED + 3, threads=args.threads, init_from=chat_dir, **arch,
+              **dict(CHAT_TOOLS, **quick))
+        train(tokenizer, draft_dir, seed=SEED + 4, threads=args.threads, init_from=draft_dir, **draft_arch,
+              **dict(DRAFT_TOOLS, **quick))
+        for name, out in (("chat", chat_dir), ("draft", draft_dir)):
+            runs = stages[name] + [json.loads((out / "training_run.json").read_text())]
+            record = {"train_minutes": round(sum(r["train_minutes"] for r in runs), 1), "threads": args.threads,
+                      "stages": runs}
+            (out / "training_run.json").write_text(json.dumps(record, indent=2) + "\n")
     evaluate_and_write_card(args.out, args.threads, args.eval_n)
     print(f"wrote {args.out / 'chat'} and {args.out / 'draft'}")
 

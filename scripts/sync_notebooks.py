@@ -22,7 +22,8 @@ TIMES = NOTEBOOKS / "run_times.json"
 BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
 TIME_PREFIX = "**Time:**"
 # What a notebook needs beyond chatkit's own requirements, on Colab (which has no bitsandbytes).
-EXTRA_PACKAGES = {"04_memory": ["bitsandbytes"], "05_performance": ["bitsandbytes"]}
+EXTRA_PACKAGES = {"04_memory": ["bitsandbytes"], "05_performance": ["bitsandbytes"],
+                  "08_serving": ["transformers[serving]"]}
 
 
 def repository_url():

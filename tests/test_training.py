@@ -12,7 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import chatkit  # noqa: E402
 from training import corpus  # noqa: E402
-from training.evaluate import EVAL_SEED, evaluate, is_correct, render_chat, render_plain  # noqa: E402
+from training.evaluate import (EVAL_SEED, evaluate, evaluate_tools, is_correct, render_chat,  # noqa: E402
+                               render_plain, tool_conversations)
 from training.tokenizer import build_tokenizer  # noqa: E402
 from training.train import encode_conversation, encode_drill, make_batch, train  # noqa: E402
 
@@ -134,6 +135,52 @@ def test_loss_mask_covers_assistant_replies_and_answers_only(tokenizer):
     assert x.shape == y.shape == (2, 64)
     x2, y2 = make_batch(tokenizer, seed=0, step=3, steps=10, batch=2, seq_len=64, drill_only=0.0)
     assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_conversations_without_tools_render_as_the_hand_written_template(tokenizer):
+    for conv in corpus.conversations(200, seed=11):  # the tools branch changes nothing for them
+        assert tokenizer.apply_chat_template(conv.messages, tokenize=False) == render_chat(conv.messages)
+
+
+def test_tool_conversations_call_only_listed_tools_with_the_right_results():
+    convs = corpus.tool_conversations(300, seed=5)
+    calls = [(conv, t) for conv in convs for t in conv.turns if t.tool_call]
+    assert {t.tool_call["name"] for _, t in calls} == set(corpus.TOOLS)
+    assert all(t.tool_call["name"] in conv.tools for conv, t in calls)
+    assert any(t.category == "tool_error" for _, t in calls) and any(not t.tool_call for c in convs for t in c.turns)
+    for _, turn in calls:
+        if turn.category == "arithmetic":
+            a, b = turn.tool_call["arguments"].values()
+            op = {"add": a + b, "subtract": a - b, "multiply": a * b}[turn.tool_call["name"]]
+            assert turn.tool_result == str(op) == turn.answer and turn.answer in turn.default_reply
+    assert corpus.tool_conversations(5, seed=9) == corpus.tool_conversations(5, seed=9)
+
+
+def test_tool_conversation_loss_covers_calls_and_answers_not_tools_or_results(tokenizer):
+    conv = next(c for c in corpus.tool_conversations(50, seed=2) if any(t.tool_call for t in c.turns))
+    ids, mask = encode_conversation(tokenizer, conv)
+    trained = tokenizer.decode([i for i, m in zip(ids, mask) if m])
+    text = tokenizer.apply_chat_template(conv.messages, tools=conv.tool_functions, tokenize=False)
+    assert tokenizer.decode(ids) == text
+    for turn in conv.turns:
+        if turn.tool_call:
+            assert f'"name": "{turn.tool_call["name"]}"' in trained and turn.tool_result not in trained.replace(
+                turn.reply, "")
+        assert turn.reply + "<|im_end|>" in trained
+    assert "# Tools" not in trained and "<|im_start|>" not in trained
+
+
+@pytest.fixture(scope="module")
+def tool_figures(chat_model, tokenizer):
+    return evaluate_tools(chat_model, tokenizer, tool_conversations(tokenizer, 40))
+
+
+def test_tool_quality_bars(tool_figures):
+    # the card's figures come from 400 conversations; on 40, a miss or two moves a figure by several points
+    assert tool_figures["call_right"][0] >= 0.90, tool_figures
+    assert tool_figures["no_call"][0] >= 0.90, tool_figures
+    assert tool_figures["answer_with_tools"][0] >= 0.90, tool_figures
+    assert tool_figures["stops"][0] >= 0.95, tool_figures
 
 
 # ----------------------------------------------------------------------------- (c) training runs

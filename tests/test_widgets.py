@@ -440,3 +440,30 @@ def test_enter_on_text_already_in_the_box_sends_it(widget):
     widget.wait(60)
     assert [m["role"] for m in widget.history] == ["system", "user", "assistant"]
     assert widget.history[1]["content"] == "What is a token?"
+
+
+def test_tools_show_the_call_and_its_result_then_the_answer(embedded, monkeypatch):
+    from chatkit.tools import multiply
+
+    model, tokenizer = embedded
+    replies = iter([['<tool_call>{"name": "multiply", ', '"arguments": {"a": 12, "b": 7}}</tool_call>'],
+                    ["12 times 7 ", "is 84."]])
+    asked = []
+
+    def scripted(model, tokenizer, chat, stop_event=None, tools=None, **settings):
+        asked.append((copy.deepcopy(chat), tools))
+        yield from next(replies)
+
+    monkeypatch.setattr(chat_widgets, "stream_reply", scripted)
+    widget = ChatWidget(model, tokenizer, system_prompt="", tools=[multiply])
+    assert widget.send("What is 12 times 7?") and widget.wait(10)
+    call = {"type": "function", "function": {"name": "multiply", "arguments": {"a": 12, "b": 7}}}
+    assert widget.history == [{"role": "user", "content": "What is 12 times 7?"},
+                              {"role": "assistant", "tool_calls": [call]},
+                              {"role": "tool", "content": "84", "name": "multiply"},
+                              {"role": "assistant", "content": "12 times 7 is 84."}]
+    assert [tools for _, tools in asked] == [[multiply], [multiply]] and asked[1][0] == widget.history[:3]
+    view = [child.value for child in widget.view.children]
+    assert "multiply(a=12, b=7)" in view[1] and "84" in view[2] and "12 times 7 is 84." in view[3]
+    widget.history = widget.history  # a history with tool calls renders and round-trips
+    assert len(widget.view.children) == 4

@@ -22,19 +22,15 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from chatkit.tools import CITY_FACTS, EMBEDDED_TOOLS, call_tool
+
 # ----------------------------------------------------------------------------- knowledge
 
-CITIES = {
-    # city: (country, fun thing 1, fun thing 2, keyword that shows the right city)
-    "Paris": ("France", "climb the Eiffel Tower", "visit the Louvre", "Eiffel"),
-    "Rome": ("Italy", "see the Colosseum", "toss a coin into the Trevi Fountain", "Colosseum"),
-    "Tokyo": ("Japan", "cross the Shibuya Crossing", "visit the Senso-ji temple", "Shibuya"),
-    "London": ("the United Kingdom", "ride the London Eye", "visit the British Museum", "London Eye"),
-    "New York": ("the United States", "walk through Central Park", "see a show on Broadway", "Central Park"),
-    "Berlin": ("Germany", "see the Brandenburg Gate", "walk along the East Side Gallery", "Brandenburg"),
-    "Barcelona": ("Spain", "admire the Sagrada Familia", "stroll down La Rambla", "Sagrada"),
-    "Cairo": ("Egypt", "see the pyramids of Giza", "sail on the Nile", "pyramids"),
-}
+# city: (country, fun thing 1, fun thing 2, keyword that shows the right city); chatkit's city_facts
+# tool reads the same facts (chatkit.tools.CITY_FACTS).
+CITY_KEYWORDS = {"Paris": "Eiffel", "Rome": "Colosseum", "Tokyo": "Shibuya", "London": "London Eye",
+                 "New York": "Central Park", "Berlin": "Brandenburg", "Barcelona": "Sagrada", "Cairo": "pyramids"}
+CITIES = {city: (*facts, CITY_KEYWORDS[city]) for city, facts in CITY_FACTS.items()}
 
 CAPITALS = {
     "France": "Paris", "Italy": "Rome", "Japan": "Tokyo", "Germany": "Berlin", "Spain": "Madrid",
@@ -201,6 +197,8 @@ class Turn:
     default_reply: str
     answer: str = ""          # expected answer (empty: no correctness check)
     followup: bool = False    # depends on an earlier turn
+    tool_call: dict | None = None  # {"name", "arguments"}: the assistant calls this tool first
+    tool_result: str = ""     # what the tool returned (the `tool` message), before `reply`
 
 
 @dataclass
@@ -208,12 +206,21 @@ class Conversation:
     persona: str
     system: str | None
     turns: list = field(default_factory=list)
+    tools: tuple = ()  # names of the tools given to the model (chatkit.tools), in the prompt's order
+
+    @property
+    def tool_functions(self):
+        return [TOOLS[name] for name in self.tools] or None
 
     @property
     def messages(self):
         chat = [{"role": "system", "content": self.system}] if self.system else []
         for t in self.turns:
-            chat += [{"role": "user", "content": t.user}, {"role": "assistant", "content": t.reply}]
+            chat.append({"role": "user", "content": t.user})
+            if t.tool_call:
+                chat += [{"role": "assistant", "tool_calls": [{"type": "function", "function": t.tool_call}]},
+                         {"role": "tool", "name": t.tool_call["name"], "content": t.tool_result}]
+            chat.append({"role": "assistant", "content": t.reply})
         return chat
 
 
@@ -432,3 +439,127 @@ def arithmetic_drill(rng, n):
         a, op, b = arithmetic_operands(rng)
         lines.append(f"{a} {op} {b}: " + _arith_full(a, op, b)[0])
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- tool use
+
+TOOLS = {tool.__name__: tool for tool in EMBEDDED_TOOLS}
+UNKNOWN_CITIES = ["Madrid", "Lisbon", "Oslo", "Lima", "Seoul", "Dublin", "Sydney", "Toronto", "Atlantis",
+                  "Springfield", "Vienna", "Prague"]
+TOOL_OPERATION = {"+": "add", "-": "subtract", "*": "multiply"}
+
+
+def _tool_turn(persona, rng, user, name, arguments, full, short, category, answer, followup=False):
+    """A turn in which the assistant calls `name(**arguments)`, reads the result, then answers."""
+    call = {"name": name, "arguments": arguments}
+    result = call_tool(TOOLS, {"function": call})
+    return Turn(user, stylize(persona, full, short, rng), category, full, answer, followup, call, result)
+
+
+def _tool_operands(rng, op):
+    if op == "*":
+        return rng.randint(2, 99), rng.randint(2, 99)
+    top = 100 if rng.random() < 0.7 else 999
+    a, b = rng.randint(0, top), rng.randint(0, top)
+    return (max(a, b), min(a, b)) if op == "-" else (a, b)
+
+
+def _multiply_question(rng, a, b):
+    return rng.choice([f"What is {a} times {b}?", f"What's {a} * {b}?", f"Multiply {a} by {b}.",
+                       f"How much is {a} times {b}?", f"Compute {a} * {b}.", f"What is {a} multiplied by {b}?"])
+
+
+def _tool_arithmetic(rng, persona, op, tools):
+    a, b = _tool_operands(rng, op)
+    result = {"+": a + b, "-": a - b, "*": a * b}[op]
+    user = _multiply_question(rng, a, b) if op == "*" else _arith_question(rng, a, op, b)
+    full = f"{a} times {b} is {result}." if op == "*" else f"{a} {op} {b} = {result}."
+    turns = [_tool_turn(persona, rng, user, TOOL_OPERATION[op], {"a": a, "b": b}, full, f"{result}.",
+                        "arithmetic", str(result))]
+    listed = [o for o in "+-" if TOOL_OPERATION[o] in tools]
+    if op != "*" and rng.random() < 0.25:  # a follow-up that uses the result, with a listed tool
+        n, op2 = rng.randint(1, 50), rng.choice(listed)
+        user = (rng.choice([f"And if you add {n} more?", f"Now add {n}.", f"Plus {n}?"]) if op2 == "+"
+                else rng.choice([f"And if you take away {n}?", f"Now subtract {n}.", f"Minus {n}?"]))
+        result2 = result + n if op2 == "+" else result - n
+        turns.append(_tool_turn(persona, rng, user, TOOL_OPERATION[op2], {"a": result, "b": n},
+                                f"{result} {op2} {n} = {result2}.", f"{result2}.", "arithmetic", str(result2),
+                                followup=True))
+    return turns
+
+
+def _tool_city(rng, persona):
+    city, turns = rng.choice(sorted(CITIES)), []
+    for i in range(2 if rng.random() < 0.3 else 1):
+        if i:
+            city = rng.choice([c for c in sorted(CITIES) if c != city])
+        country, fun1, fun2, key = CITIES[city]
+        if rng.random() < 0.65:
+            user = (rng.choice([f"And what about {city}?", f"And in {city}?"]) if i else
+                    rng.choice([f"What is a fun thing to do in {city}?", f"What should I do in {city}?",
+                                f"I'm visiting {city}. Any tips?", f"What can I do for fun in {city}?"]))
+            full, short, category, answer = (f"In {city}, you can {fun1} and {fun2}.",
+                                              fun1[0].upper() + fun1[1:] + ".", "city", key)
+        else:
+            user = (rng.choice([f"And {city}?", f"And what about {city}?"]) if i else
+                    rng.choice([f"Which country is {city} in?", f"In which country is {city}?", f"Where is {city}?"]))
+            full, short, category, answer = (f"{city} is in {country}.", country[0].upper() + country[1:] + ".",
+                                              "fact", country.replace("the ", ""))
+        turns.append(_tool_turn(persona, rng, user, "city_facts", {"city": city}, full, short, category, answer,
+                                followup=bool(i)))
+    return turns
+
+
+def _tool_unknown_city(rng, persona):
+    city = rng.choice(UNKNOWN_CITIES)
+    user = rng.choice([f"What is a fun thing to do in {city}?", f"What should I do in {city}?",
+                       f"Which country is {city} in?", f"I'm visiting {city}. Any tips?"])
+    return [_tool_turn(persona, rng, user, "city_facts", {"city": city}, f"Sorry, I have no facts about {city}.",
+                       f"No facts about {city}.", "tool_error", city)]
+
+
+NO_TOOL_EXCHANGES = [_capital, _legs, _colour, _count, _topic, _greeting]
+
+
+def tool_conversation(seed=None, rng=None):
+    """A conversation with tools in the prompt: calls where a listed tool answers, none where it does not.
+
+    The tools given are a random subset of chatkit's four, in random order. Sums and differences call
+    add / subtract when listed and are worked out by hand otherwise; products are asked only when
+    multiply is listed; city questions call city_facts when listed (a city it does not know returns
+    an error the reply reports); capitals, legs, colours, explanations and greetings never call one.
+    """
+    rng = rng or random.Random(seed)
+    base = conversation(rng=rng)  # the persona and system prompt, drawn as for any conversation
+    tools = tuple(rng.sample(sorted(TOOLS), rng.randint(1, len(TOOLS))))
+    conv = Conversation(base.persona, base.system, tools=tools)
+    persona = conv.persona
+    if rng.random() < 0.15:
+        conv.turns += _greeting(rng, persona)
+    for _ in range(rng.choice([1, 1, 1, 2])):  # short enough for the models' 512 tokens
+        kinds = {"sum": 0.3, "city": 0.25, "other": 0.25}
+        if "multiply" in tools:
+            kinds["product"] = 0.15
+        if "city_facts" in tools:
+            kinds["unknown_city"] = 0.08
+        kind = rng.choices(list(kinds), list(kinds.values()))[0]
+        if kind == "sum":
+            op = rng.choice("+-")
+            conv.turns += (_tool_arithmetic(rng, persona, op, tools) if TOOL_OPERATION[op] in tools
+                           else _arithmetic(rng, persona))
+        elif kind == "product":
+            conv.turns += _tool_arithmetic(rng, persona, "*", tools)
+        elif kind == "city":
+            conv.turns += (_tool_city(rng, persona) if "city_facts" in tools
+                           else rng.choice([_city_fun, _city_country])(rng, persona))
+        elif kind == "unknown_city":
+            conv.turns += _tool_unknown_city(rng, persona)
+        else:
+            conv.turns += rng.choice(NO_TOOL_EXCHANGES)(rng, persona)
+    return conv
+
+
+def tool_conversations(n, seed=0):
+    """`n` conversations with tools, the same for the same `seed`."""
+    rng = random.Random(seed)
+    return [tool_conversation(rng=rng) for _ in range(n)]

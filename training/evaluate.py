@@ -16,11 +16,13 @@ Usage:
 """
 
 import argparse
+import random
 import time
 
 import torch
 
 from chatkit.held_out import answer_is_correct
+from chatkit.tools import call_tool, parse_reply
 from training import corpus
 
 EVAL_SEED = 1000  # held-out conversations; training draws from other seeds (see train.py)
@@ -87,6 +89,76 @@ def evaluate(model, tokenizer, convs, template=True, max_new_tokens=96, progress
             else:
                 add("default_style", corpus.has_style("default", reply, turn.default_reply))
             history.append({"role": "assistant", "content": turn.reply})
+        if progress is not None:
+            progress.update(1)
+    return {k: (g / t, t) for k, (g, t) in counts.items()}
+
+
+def fits(tokenizer, conv, limit=512):
+    """True when the whole conversation, tools included, fits the models' context."""
+    text = tokenizer.apply_chat_template(conv.messages, tools=conv.tool_functions, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False, verbose=False).input_ids) <= limit
+
+
+def tool_conversations(tokenizer, n, seed=EVAL_SEED + 7):
+    """`n` held-out conversations with tools that fit the context (seed apart from the chat figures')."""
+    convs, rng = [], random.Random(seed)
+    while len(convs) < n:
+        conv = corpus.tool_conversation(rng=rng)
+        if fits(tokenizer, conv):
+            convs.append(conv)
+    return convs
+
+
+def evaluate_tools(model, tokenizer, convs, max_new_tokens=96, progress=None):
+    """Tool figures on held-out conversations with tools (greedy), as (fraction, turns):
+
+    - call_right: where a listed tool answers the question, the reply is exactly that one call (name
+      and arguments); no_call: where none does, the reply calls nothing;
+    - answer_with_tools: the final answer after running the model's own call is correct
+      (sums, products, city facts, unknown cities reported), and `*_with_tools` / `*_without_tools`:
+      the same first questions asked with no tools in the prompt (sums and differences, products);
+    - stops: final answers end with the end-of-turn token.
+    """
+    counts = {}
+
+    def add(name, ok):
+        good, total = counts.get(name, (0, 0))
+        counts[name] = (good + bool(ok), total + 1)
+
+    model.eval()
+    for conv in convs:
+        tools = conv.tool_functions
+        history = [{"role": "system", "content": conv.system}] if conv.system else []
+        for turn in conv.turns:
+            history.append({"role": "user", "content": turn.user})
+            prompt = tokenizer.apply_chat_template(history, tools=tools, tokenize=False, add_generation_prompt=True)
+            text, stopped = generate_reply(model, tokenizer, prompt, max_new_tokens)
+            message = parse_reply(tokenizer, text, prefix=prompt)
+            calls = message.get("tool_calls") or []
+            if not turn.tool_call:
+                add("no_call", not calls and "<tool_call>" not in text)
+                if turn.answer:
+                    add("answer_without_call", is_correct(turn, text))
+            else:
+                add("call_right", len(calls) == 1 and calls[0]["function"] == turn.tool_call)
+                answer = text
+                if calls:
+                    after = history + [message, {"role": "tool", "content": call_tool(corpus.TOOLS, calls[0])}]
+                    prompt = tokenizer.apply_chat_template(after, tools=tools, tokenize=False,
+                                                           add_generation_prompt=True)
+                    answer, stopped = generate_reply(model, tokenizer, prompt, max_new_tokens)
+                add("answer_with_tools", is_correct(turn, answer))
+                kind = {"multiply": "products"}.get(turn.tool_call["name"], "sums")
+                if turn.category == "arithmetic" and not turn.followup:
+                    add(f"{kind}_with_tools", is_correct(turn, answer))
+                    alone = history[:1] if conv.system else []
+                    alone = alone + [{"role": "user", "content": turn.user}]
+                    plain, _ = generate_reply(model, tokenizer, render_chat(alone) + "<|im_start|>assistant\n",
+                                              max_new_tokens)
+                    add(f"{kind}_without_tools", is_correct(turn, plain))
+            add("stops", stopped)
+            history += conv.messages[len(history):len(history) + (3 if turn.tool_call else 1)]
         if progress is not None:
             progress.update(1)
     return {k: (g / t, t) for k, (g, t) in counts.items()}

@@ -9,6 +9,8 @@ Example:
     >>> tok.apply_chat_template([{"role": "user", "content": "Hi!"}], add_generation_prompt=True, tokenize=False)
 """
 
+from pathlib import Path
+
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -19,23 +21,20 @@ SPECIALS = [PAD, BOS, IM_START, IM_END]
 MAX_LENGTH = 512  # the models' max_position_embeddings
 
 # ChatML-style: <|im_start|>role\ncontent<|im_end|>\n. No system message: none is added (the model
-# answers in its default style). `continue_final_message` leaves the last message open.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
-    "{{ raise_exception('Roles must be system, user or assistant; got ' + message['role']) }}"
-    "{% endif %}"
-    "{% if message['role'] == 'system' and not loop.first %}"
-    "{{ raise_exception('A system message must come first in the chat.') }}"
-    "{% endif %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] }}"
-    "{% if not (loop.last and continue_final_message is defined and continue_final_message) %}"
-    "{{ '<|im_end|>\\n' }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+# answers in its default style). `continue_final_message` leaves the last message open. With `tools`,
+# a system turn lists them, one line each; assistant tool calls are written Hermes / Qwen2.5 style,
+# <tool_call>{"name": ..., "arguments": {...}}</tool_call>, and results are `tool` turns.
+CHAT_TEMPLATE = (Path(__file__).parent / "chat_template.jinja").read_text()
+
+def set_templates(tokenizer):
+    """Give `tokenizer` the chat template (tools included); returns it.
+
+    No `response_template` in the saved config: with one, transformers 5.15-5.23's text-generation
+    pipeline returns messages without a role and keeps <|im_end|> in prefilled and `return_full_text=False`
+    replies. chatkit.tools.EMBEDDED_RESPONSE_TEMPLATE is passed to `parse_response` instead.
+    """
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
 
 
 def training_texts(seed=0, n_conversations=3000):
@@ -63,5 +62,4 @@ def build_tokenizer(seed=0, vocab_size=1024):
     tok.train_from_iterator(training_texts(seed), trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=IM_END, pad_token=PAD,
                                         model_max_length=MAX_LENGTH)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return set_templates(tokenizer)

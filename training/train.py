@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -27,10 +28,13 @@ from training import corpus
 from training.evaluate import EVAL_SEED, evaluate, format_figures, render_chat
 
 TRAIN_SEED_OFFSET = 7_919  # batches come from seeds far from the evaluation's EVAL_SEED
+MAX_TOKENS = 512  # the models' context (max_position_embeddings)
 
 
 def encode_conversation(tokenizer, conv):
     """Token ids of the conversation rendered with the chat template, and the loss mask (assistant)."""
+    if conv.tools:
+        return encode_tool_conversation(tokenizer, conv)
     messages = conv.messages
     text, spans = "<|begin_of_text|>", []
     for m in messages:
@@ -40,6 +44,16 @@ def encode_conversation(tokenizer, conv):
         if m["role"] == "assistant":
             spans.append((start, len(text) - 1))  # the reply and <|im_end|>, not the newline after it
     assert text == render_chat(messages)
+    return _encode_with_spans(tokenizer, text, spans)
+
+
+def encode_tool_conversation(tokenizer, conv):
+    """A conversation with tools, rendered by the tokenizer's template; the loss covers every assistant
+    turn (tool calls and answers, with their <|im_end|>), not the tool list or the tools' results."""
+    text = tokenizer.apply_chat_template(conv.messages, tools=conv.tool_functions, tokenize=False)
+    head = "<|im_start|>assistant\n"
+    spans = [(m.end(), text.index("<|im_end|>", m.end()) + len("<|im_end|>"))
+             for m in re.finditer(re.escape(head), text)]
     return _encode_with_spans(tokenizer, text, spans)
 
 
@@ -67,8 +81,13 @@ def drill_fraction(step, steps, drill_only, drill_mix=0.25):
     return 1.0 if step < drill_only * steps else drill_mix
 
 
-def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25, arithmetic_weight=None):
-    """Rows of packed documents for `step`: the same arguments always give the same batch."""
+def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25, arithmetic_weight=None,
+               tool_mix=0.0):
+    """Rows of packed documents for `step`: the same arguments always give the same batch.
+
+    `tool_mix`: share of the chat documents that are conversations with tools (those longer than the
+    models' 512 tokens are drawn again).
+    """
     rng = random.Random(seed * 1_000_003 + step + TRAIN_SEED_OFFSET)
     p_drill = drill_fraction(step, steps, drill_only, drill_mix)
     inputs, labels = [], []
@@ -77,6 +96,10 @@ def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_m
         while len(ids) < seq_len + 1:
             if rng.random() < p_drill:
                 i, m = encode_drill(tokenizer, corpus.arithmetic_drill(rng, rng.randint(2, 8)))
+            elif tool_mix and rng.random() < tool_mix:
+                i, m = encode_tool_conversation(tokenizer, corpus.tool_conversation(rng=rng))
+                if len(i) > MAX_TOKENS:
+                    continue
             else:
                 i, m = encode_conversation(tokenizer, corpus.conversation(rng=rng, arithmetic_weight=arithmetic_weight))
             ids += i
@@ -120,13 +143,14 @@ def save_model(model, tokenizer, out):
 
 
 def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, batch=4, seq_len=256,
-          lr=2e-3, warmup=200, drill_only=0.08, drill_mix=0.25, arithmetic_weight=None, init_from=None, seed=0,
+          lr=2e-3, warmup=200, drill_only=0.08, drill_mix=0.25, arithmetic_weight=None, tool_mix=0.0, init_from=None, seed=0,
           threads=1, bf16=True, eval_every=0, eval_n=40,
           checkpoint=None, resume=False, checkpoint_every=250, log=None, progress=True):
     """Train a model and save it to `out`; returns the trained model.
 
     `init_from`: a model folder whose weights the run starts from (a second, arithmetic-heavy stage).
     `arithmetic_weight`: share of arithmetic exchanges in the conversations (default: the corpus's).
+    `tool_mix`: share of conversations with tools (a stage that teaches tool calls).
     `checkpoint`: file for resumable state (model, optimiser, step); with `resume=True` an existing
     one is continued. `eval_every` > 0 runs a quick held-out evaluation on `eval_n` conversations.
     """
@@ -160,7 +184,7 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
         for group in optim.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
         inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix,
-                                    arithmetic_weight)
+                                    arithmetic_weight, tool_mix)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=inputs, labels=labels).loss
         optim.zero_grad(set_to_none=True)
@@ -185,7 +209,7 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
             model.train()
     model.eval()
     save_model(model, tokenizer, out)
-    run = {"steps": steps, "threads": threads, "seed": seed, "train_minutes": round((time.perf_counter() - began) / 60, 1),
+    run = {"steps": steps, "threads": threads, "seed": seed, **({"tool_mix": tool_mix} if tool_mix else {}), "train_minutes": round((time.perf_counter() - began) / 60, 1),
            "resumed_at_step": start, "torch": torch.__version__}
     (Path(out) / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     return model
@@ -209,6 +233,7 @@ def main(argv=None):
     p.add_argument("--drill-only", type=float, default=0.08, help="fraction of steps with arithmetic drill only")
     p.add_argument("--drill-mix", type=float, default=0.25, help="share of arithmetic drill documents afterwards")
     p.add_argument("--arithmetic-weight", type=float, default=None, help="weight of arithmetic exchanges")
+    p.add_argument("--tool-mix", type=float, default=0.0, help="share of conversations with tools")
     p.add_argument("--init-from", type=Path, default=None, help="model folder to start from (a second stage)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 holds up best on a busy machine)")
@@ -229,7 +254,7 @@ def main(argv=None):
     train(tokenizer, args.out, steps=args.steps, hidden=args.hidden, layers=args.layers, heads=args.heads,
           ff=args.ff, batch=args.batch, seq_len=args.seq_len, lr=args.lr, warmup=args.warmup,
           drill_only=args.drill_only, drill_mix=args.drill_mix, arithmetic_weight=args.arithmetic_weight,
-          init_from=args.init_from, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
+          tool_mix=args.tool_mix, init_from=args.init_from, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
           eval_every=args.eval_every, eval_n=args.eval_n, checkpoint=args.checkpoint, resume=args.resume,
           log=log)
     print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; wrote {args.out}")

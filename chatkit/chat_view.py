@@ -1,0 +1,39 @@
+"""How a chat message looks in a notebook: one HTML bubble per message, its text escaped.
+
+`message_html(role, text)` is what `ChatWidget` shows for each message; `status_html` its status line.
+
+Example:
+    >>> "&lt;b&gt;" in message_html("user", "<b>hi</b>")
+    True
+"""
+
+import html
+
+# Inline styles (no stylesheet to install): one colour per role, text kept as written.
+_BUBBLE_STYLE = {
+    "user": "background:#e3f2fd; margin-left:15%;",
+    "assistant": "background:#f1f3f4; margin-right:15%;",
+    "system": "background:#fff8e1;",
+    "tool": "background:#ede7f6; margin-right:15%;",
+}
+
+
+def message_html(role, content, streaming=False):
+    """The HTML of one message: its role and its content, escaped so a reply can never inject markup."""
+    body = html.escape(content) if content else "" if streaming else '<i style="color:#777">(empty reply)</i>'
+    cursor = '<span class="chatkit-cursor">&#9612;</span>' if streaming else ""
+    return (
+        f'<div style="{_BUBBLE_STYLE.get(role, "")} padding:6px 10px; margin:4px 0; border-radius:8px;'
+        ' line-height:1.4;">'
+        f'<div style="font-size:0.8em; font-weight:bold; color:#555;">{html.escape(role)}</div>'
+        f'<div class="chatkit-content" style="white-space:pre-wrap; overflow-wrap:anywhere;">{body}{cursor}</div>'
+        "</div>"
+    )
+
+
+def status_html(text, error=False):
+    if not text:
+        return ""
+    if error:
+        return f'<span class="chatkit-error" style="color:#b00020;">{html.escape(text)}</span>'
+    return f'<span class="chatkit-info" style="color:#555;">{html.escape(text)}</span>'
