@@ -20,6 +20,7 @@ Example:
     'Hello! How can I help you today?'
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -46,12 +47,23 @@ def free_port(host=LOOPBACK):
         return probe.getsockname()[1]
 
 
-def serve_command(model, port, host=LOOPBACK, continuous_batching=False):
-    """The `transformers serve` command line for `model` on `host:port` (CPU unless a GPU is there)."""
+def _die_with_parent():
+    """On Linux, have the server killed when the process that started it ends (a kernel restart)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def serve_command(model, port, host=LOOPBACK, continuous_batching=False, options=()):
+    """The `transformers serve` command line for `model` on `host:port`, with more `options` (CLI flags)."""
     binary = shutil.which("transformers", path=os.path.dirname(sys.executable)) or shutil.which("transformers")
     command = [binary] if binary else [sys.executable, "-m", "transformers.cli.transformers"]
     command += ["serve", str(model), "--host", host, "--port", str(port)]
-    return command + (["--continuous-batching"] if continuous_batching else [])
+    return command + (["--continuous-batching"] if continuous_batching else []) + [str(o) for o in options]
 
 
 class Server:
@@ -61,6 +73,7 @@ class Server:
         self.process, self.url, self._log = process, url, log
 
     def stop(self, timeout=20):
+        """End the server (and wait for it); stopping a stopped server does nothing."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -68,10 +81,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
+            os.unlink(self._log.name)
 
     def log(self):
-        """What the server printed so far."""
+        """What the server printed so far ("" once it is stopped)."""
+        if self._log.closed:
+            return ""
         with open(self._log.name, encoding="utf-8", errors="replace") as f:
             return f.read()
 
@@ -85,9 +102,10 @@ class Server:
         return f"Server({self.url}, {'running' if self.process.poll() is None else 'stopped'})"
 
 
-def start_server(model, port=None, host=LOOPBACK, continuous_batching=False, timeout=120):
+def start_server(model, port=None, host=LOOPBACK, continuous_batching=False, options=(), timeout=120):
     """Start `transformers serve model` and return the `Server` once its /health answers.
 
+    `options` are more `transformers serve` flags, e.g. `["--cb-num-blocks", "64"]`.
     Binds to loopback unless `host` says otherwise: `transformers serve` has no API key, so anyone who
     can reach the port can use the model. Raises ServerError with the server's output if it stops or
     does not answer within `timeout` seconds.
@@ -97,9 +115,11 @@ def start_server(model, port=None, host=LOOPBACK, continuous_batching=False, tim
     port = port or free_port(host)
     log = tempfile.NamedTemporaryFile("w+", prefix="chatkit-serve-", suffix=".log", delete=False)
     env = dict(os.environ, TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
-    process = subprocess.Popen(serve_command(model, port, host, continuous_batching), stdout=log,
-                               stderr=subprocess.STDOUT, env=env, text=True)
+    process = subprocess.Popen(serve_command(model, port, host, continuous_batching, options), stdout=log,
+                               stderr=subprocess.STDOUT, env=env, text=True,
+                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     server = Server(process, f"http://{host}:{port}", log)
+    atexit.register(server.stop)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -126,3 +126,9 @@ def test_the_chat_widget_shows_a_server_that_is_down_as_one_line():
     assert widget.send("Hi!") and widget.wait(30)
     assert "cannot reach the server" in widget.status.value and widget.history == []
     assert widget.input.value == "Hi!"  # the message is back in the box, nothing lost
+
+
+def test_a_server_that_cannot_start_says_why(tmp_path):
+    with pytest.raises(ServerError, match="transformers serve stopped") as caught:
+        start_server(tmp_path / "no-model-here", timeout=120)
+    assert "no-model-here" in str(caught.value)

@@ -261,9 +261,9 @@ def _arith_question(rng, a, op, b):
     return rng.choice(forms)
 
 
-def arithmetic_operands(rng):
-    """Two numbers up to 100 and an operator; carries and borrows are oversampled."""
-    op = rng.choice("+-")
+def arithmetic_operands(rng, op=None):
+    """Two numbers up to 100 and an operator (`op`, else drawn); carries and borrows are oversampled."""
+    op = op or rng.choice("+-")
     for _ in range(4):
         a, b = rng.randint(0, 100), rng.randint(0, 100)
         if op == "-" and a < b:
@@ -274,13 +274,16 @@ def arithmetic_operands(rng):
     return a, op, b
 
 
-def _arithmetic(rng, persona):
-    a, op, b = arithmetic_operands(rng)
+def _arithmetic(rng, persona, op=None, followup_ops="+-"):
+    """A sum or difference worked by hand (`op`, else drawn), maybe with a follow-up in `followup_ops`."""
+    a, op, b = arithmetic_operands(rng, op)
     full, short, result = _arith_full(a, op, b)
     turns = [_answer(persona, rng, _arith_question(rng, a, op, b), full, short, "arithmetic", str(result))]
-    if rng.random() < 0.35 and result <= 100:
+    ops = [o for o, ok in (("+", result + 20 <= 100), ("-", result >= 20)) if ok and o in followup_ops]
+    if rng.random() < 0.35 and result <= 100 and (followup_ops == "+-" or ops):
         n = rng.randint(1, 20)
-        op2 = rng.choice([o for o, ok in (("+", result + n <= 100), ("-", result >= n)) if ok])
+        op2 = rng.choice([o for o, ok in (("+", result + n <= 100), ("-", result >= n)) if ok]) if followup_ops == "+-" \
+            else rng.choice(ops)
         user = (rng.choice([f"And if you add {n} more?", f"Now add {n}.", f"Plus {n}?"]) if op2 == "+"
                 else rng.choice([f"And if you take away {n}?", f"Now subtract {n}.", f"Minus {n}?"]))
         full2, short2, result2 = _arith_full(result, op2, n)
@@ -545,8 +548,9 @@ def tool_conversation(seed=None, rng=None):
         kind = rng.choices(list(kinds), list(kinds.values()))[0]
         if kind == "sum":
             op = rng.choice("+-")
+            unlisted = "".join(o for o in "+-" if TOOL_OPERATION[o] not in tools)  # worked by hand
             conv.turns += (_tool_arithmetic(rng, persona, op, tools) if TOOL_OPERATION[op] in tools
-                           else _arithmetic(rng, persona))
+                           else _arithmetic(rng, persona, op, followup_ops=unlisted))
         elif kind == "product":
             conv.turns += _tool_arithmetic(rng, persona, "*", tools)
         elif kind == "city":
