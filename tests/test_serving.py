@@ -132,3 +132,15 @@ def test_a_server_that_cannot_start_says_why(tmp_path):
     with pytest.raises(ServerError, match="transformers serve stopped") as caught:
         start_server(tmp_path / "no-model-here", timeout=120)
     assert "no-model-here" in str(caught.value)
+
+
+def test_huggingface_hubs_client_gets_the_same_reply(server, remote, monkeypatch):
+    """InferenceClient refuses every request under HF_HUB_OFFLINE=1, loopback included: lifted for this test."""
+    import huggingface_hub
+    from huggingface_hub import constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # what is_offline_mode() reads on each request
+    chat = [{"role": "user", "content": "What is 37 + 48?"}]
+    answer = huggingface_hub.InferenceClient(base_url=server.url).chat_completion(
+        chat, model=MODEL, temperature=0, max_tokens=48)
+    assert answer.choices[0].message.content == chatkit.reply(remote, None, chat, max_new_tokens=48)
