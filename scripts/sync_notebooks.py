@@ -54,7 +54,8 @@ def install_cell(name, url=None):
 
 
 def _minutes(seconds):
-    return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} minutes"
+    minutes = round(seconds / 60)
+    return "under a minute" if seconds < 60 else f"about {minutes} minute{'' if minutes == 1 else 's'}"
 
 
 def time_line(name, times=None):
