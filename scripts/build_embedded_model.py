@@ -175,10 +175,10 @@ def main(argv=None):
                 stages[name].append(json.loads((out / "training_run.json").read_text()))
         else:  # the tools stage only, from the models already in --out
             tokenizer = build_tokenizer(seed=SEED)  # byte-identical to the one the earlier stages used
-            stages = {name: json.loads((out / "training_run.json").read_text()).get("stages") or
-                      [json.loads((out / "training_run.json").read_text())]
-                      for name, out in (("chat", chat_dir), ("draft", draft_dir))}
-            stages = {name: [st for st in runs if not st.get("tool_mix")] for name, runs in stages.items()}
+            stages = {}
+            for name, out in (("chat", chat_dir), ("draft", draft_dir)):
+                run = json.loads((out / "training_run.json").read_text())  # one stage, or a record of several
+                stages[name] = [stage for stage in run.get("stages", [run]) if not stage.get("tool_mix")]
         train(tokenizer, chat_dir, seed=SEED + 3, threads=args.threads, init_from=chat_dir, **arch,
               **dict(CHAT_TOOLS, **quick))
         train(tokenizer, draft_dir, seed=SEED + 4, threads=args.threads, init_from=draft_dir, **draft_arch,

@@ -274,6 +274,13 @@ def arithmetic_operands(rng, op=None):
     return a, op, b
 
 
+def _followup_question(rng, op, n):
+    """ "Now add 7." and the like: a follow-up that applies `op` and `n` to the previous result."""
+    if op == "+":
+        return rng.choice([f"And if you add {n} more?", f"Now add {n}.", f"Plus {n}?"])
+    return rng.choice([f"And if you take away {n}?", f"Now subtract {n}.", f"Minus {n}?"])
+
+
 def _arithmetic(rng, persona, op=None, followup_ops="+-"):
     """A sum or difference worked by hand (`op`, else drawn), maybe with a follow-up in `followup_ops`."""
     a, op, b = arithmetic_operands(rng, op)
@@ -284,8 +291,7 @@ def _arithmetic(rng, persona, op=None, followup_ops="+-"):
         n = rng.randint(1, 20)
         op2 = rng.choice([o for o, ok in (("+", result + n <= 100), ("-", result >= n)) if ok]) if followup_ops == "+-" \
             else rng.choice(ops)
-        user = (rng.choice([f"And if you add {n} more?", f"Now add {n}.", f"Plus {n}?"]) if op2 == "+"
-                else rng.choice([f"And if you take away {n}?", f"Now subtract {n}.", f"Minus {n}?"]))
+        user = _followup_question(rng, op2, n)
         full2, short2, result2 = _arith_full(result, op2, n)
         turns.append(_answer(persona, rng, user, full2, short2, "arithmetic", str(result2), followup=True))
     return turns
@@ -482,8 +488,7 @@ def _tool_arithmetic(rng, persona, op, tools):
     listed = [o for o in "+-" if TOOL_OPERATION[o] in tools]
     if op != "*" and rng.random() < 0.25:  # a follow-up that uses the result, with a listed tool
         n, op2 = rng.randint(1, 50), rng.choice(listed)
-        user = (rng.choice([f"And if you add {n} more?", f"Now add {n}.", f"Plus {n}?"]) if op2 == "+"
-                else rng.choice([f"And if you take away {n}?", f"Now subtract {n}.", f"Minus {n}?"]))
+        user = _followup_question(rng, op2, n)
         result2 = result + n if op2 == "+" else result - n
         turns.append(_tool_turn(persona, rng, user, TOOL_OPERATION[op2], {"a": result, "b": n},
                                 f"{result} {op2} {n} = {result2}.", f"{result2}.", "arithmetic", str(result2),

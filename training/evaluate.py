@@ -59,14 +59,24 @@ def generate_reply(model, tokenizer, prompt_text, max_new_tokens):
     return tokenizer.decode(new, skip_special_tokens=True), stopped
 
 
-def evaluate(model, tokenizer, convs, template=True, max_new_tokens=96, progress=None):
-    """Figures (fractions in [0, 1]) and the turn counts they are computed over."""
+def _tally():
+    """A dict of (right, total) per figure name, and the function that counts one more turn into it."""
     counts = {}
 
     def add(name, ok):
         good, total = counts.get(name, (0, 0))
         counts[name] = (good + bool(ok), total + 1)
 
+    return counts, add
+
+
+def _figures(counts):
+    return {name: (good / total, total) for name, (good, total) in counts.items()}
+
+
+def evaluate(model, tokenizer, convs, template=True, max_new_tokens=96, progress=None):
+    """Figures (fractions in [0, 1]) and the turn counts they are computed over."""
+    counts, add = _tally()
     model.eval()
     for conv in convs:
         history = [{"role": "system", "content": conv.system}] if conv.system else []
@@ -91,7 +101,7 @@ def evaluate(model, tokenizer, convs, template=True, max_new_tokens=96, progress
             history.append({"role": "assistant", "content": turn.reply})
         if progress is not None:
             progress.update(1)
-    return {k: (g / t, t) for k, (g, t) in counts.items()}
+    return _figures(counts)
 
 
 def fits(tokenizer, conv, limit=512):
@@ -120,12 +130,7 @@ def evaluate_tools(model, tokenizer, convs, max_new_tokens=96, progress=None):
       the same first questions asked with no tools in the prompt (sums and differences, products);
     - stops: final answers end with the end-of-turn token.
     """
-    counts = {}
-
-    def add(name, ok):
-        good, total = counts.get(name, (0, 0))
-        counts[name] = (good + bool(ok), total + 1)
-
+    counts, add = _tally()
     model.eval()
     for conv in convs:
         tools = conv.tool_functions
@@ -161,7 +166,7 @@ def evaluate_tools(model, tokenizer, convs, max_new_tokens=96, progress=None):
             history += conv.messages[len(history):len(history) + (3 if turn.tool_call else 1)]
         if progress is not None:
             progress.update(1)
-    return {k: (g / t, t) for k, (g, t) in counts.items()}
+    return _figures(counts)
 
 
 def format_figures(figures):
