@@ -24,7 +24,6 @@ Example:
 
 import sys
 import threading
-import time
 import warnings
 
 from .chat import message_text, validate_chat
@@ -53,11 +52,11 @@ def _ipywidgets():
 
 
 class _Job:
-    """One reply being generated: its thread and the event that stops it."""
+    """One reply being generated: the event that stops it and the one set when it has ended."""
 
     def __init__(self):
         self.stop_event = threading.Event()
-        self.thread = None
+        self.done = threading.Event()
         self.cancelled = False  # set by reset / a new history: the job's result is thrown away
         self.notes = []  # what was adapted in the chat the model saw, for the status line
 
@@ -245,11 +244,10 @@ class ChatWidget:
         if not self.background:  # Colab: stream from this thread, so every update reaches the page
             self._stream(job, chat, settings, reply_view, text)
             return True
-        job.thread = threading.Thread(
+        threading.Thread(
             target=self._stream, args=(job, chat, settings, reply_view, text), daemon=True,
             name="chatkit-chat-reply",
-        )
-        job.thread.start()
+        ).start()
         return True
 
     def stop(self):
@@ -269,10 +267,8 @@ class ChatWidget:
     def wait(self, timeout=None):
         """Block until the current reply is finished (or `timeout` seconds passed); True if idle."""
         job = self._job
-        if job is not None and job.thread is not None:
-            while job.thread.ident is None:  # created by another thread (Enter's timer), not started yet
-                time.sleep(0.005)
-            job.thread.join(timeout)
+        if job is not None:
+            job.done.wait(timeout)
         return not self.busy
 
     # ----------------------------------------------------------------- the background stream
@@ -324,6 +320,8 @@ class ChatWidget:
         else:
             reply_view.value = message_html("assistant", message_text(message))
             self._finish(job, new + [dict(message, content=message.get("content", ""))])
+        finally:
+            job.done.set()
 
     def _finish(self, job, messages=None, failed=None):
         with self._lock:
@@ -356,8 +354,7 @@ class ChatWidget:
                 job.cancelled = True
         if job is not None:
             job.stop_event.set()
-            if job.thread is not None:
-                job.thread.join(timeout)
+            job.done.wait(timeout)
             self._show_busy(False)
 
     # ----------------------------------------------------------------- view helpers
