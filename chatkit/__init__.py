@@ -20,6 +20,7 @@ one question, in layers: a module imports only from the lines above its own, so 
     serving                             one model for a room: start `transformers serve`, chat with it
     speed, toy_models, assisted,        how fast, and why: bandwidth, tokens/s, random models to time,
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
+    llama_cpp                           how fast is llama.cpp on the same model here (its llama-bench)?
     widgets                             a chat window in the notebook (imports ipywidgets when made)
 
 The first notebooks call a few names straight from `chatkit` (below); the rest are used through their
@@ -41,6 +42,7 @@ from . import (
     generation,
     held_out,
     hub,
+    llama_cpp,
     loading,
     machine,
     memory,

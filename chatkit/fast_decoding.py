@@ -1,7 +1,9 @@
-"""chatkit's recommended path for fast batch-1 decoding: threads, prepacked bf16 weights, compile.
+"""chatkit's recommended path for fast batch-1 decoding: dtype, threads, prepacked bf16 weights, compile.
 
+- `decoding_dtype()`: the dtype to load a model in for decoding on this machine, and why;
 - `prepare_for_decoding(model)`: sets the CPU thread count and, on CPUs where oneDNN has fast bf16
   kernels, replaces each bf16 `nn.Linear` by one whose weight is prepacked once (`pack_linear_weights`);
+  `decoding_plan(model)` says what it chose and why;
 - `fast_generate_kwargs(model)`: extra `generate` keywords for this device (static cache +
   `torch.compile` on a GPU); `static_compile_kwargs()`: the same, allowed on a CPU too.
 
@@ -14,6 +16,8 @@ Example:
     True
     >>> fast_generate_kwargs(model)              # on a CPU: plain generate
     {}
+    >>> decoding_plan(model)[0]
+    'threads: 1'
 """
 
 from .machine import set_threads
@@ -79,27 +83,78 @@ def pack_linear_weights(model):
     return model
 
 
+def decoding_dtype(device="cpu"):
+    """`(dtype, reason)`: the dtype chatkit's recommended path loads a model in to decode on `device`.
+
+    bf16 on a GPU and on CPUs where oneDNN has fast bf16 kernels (half the bytes of fp32 per token);
+    fp32 on other CPUs, where bf16 has no fast kernels: there bf16 saves some decode time but reads
+    the prompt several times slower (measured in benchmarks/RESULTS.md).
+    """
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.bfloat16, "a GPU: bf16 reads half the bytes of fp32 per token, on fast kernels"
+    if _packed_bf16_supported():
+        return torch.bfloat16, ("this CPU has fast bf16 kernels (oneDNN): bf16 reads half the bytes of fp32 "
+                                "per token, and prepacked it reads them at most of the memory bandwidth")
+    return torch.float32, ("this CPU has no fast bf16 kernels (oneDNN reports none): fp32 runs on PyTorch's "
+                           "own fast fp32 kernels, where bf16 reads prompts several times slower")
+
+
 def prepare_for_decoding(model, threads=None):
     """chatkit's recommended set-up for fast batch-1 decoding; returns the model (changed in place).
 
     - CPU: sets the thread count (`set_threads`), and for a bf16 model prepacks its linear layers for
       oneDNN (`pack_linear_weights`), the step that takes bf16 decoding from about a third to most of
       the machine's memory bandwidth. fp32 models keep PyTorch's own kernels (already near it).
+      No `torch.compile`: see `fast_generate_kwargs`.
     - CUDA: nothing to change on the model; use `fast_generate_kwargs(model)` with `generate`.
+
+    `decoding_plan(model)` lists what was chosen, and why.
     """
-    set_threads(threads)
-    if model_device(model).type == "cpu":
+    import torch
+
+    threads = set_threads(threads)
+    device = model_device(model)
+    dtype = next(model.parameters()).dtype
+    plan = [f"threads: {threads}"]
+    if device.type == "cpu":
         pack_linear_weights(model)
+        if model.chatkit_packed_layers:
+            plan.append(f"{model.chatkit_packed_layers} bf16 linear layers prepacked for oneDNN's bf16 kernels "
+                        "(PyTorch's stock bf16 matrix-vector kernel reads about half the bandwidth)")
+        elif dtype == torch.bfloat16:
+            plan.append("bf16 layers left on PyTorch's stock kernels: oneDNN has no fast bf16 kernels on this "
+                        "CPU; load the model in fast_decoding.decoding_dtype() (fp32 here) instead")
+        else:
+            plan.append(f"{str(dtype).replace('torch.', '')} layers keep PyTorch's own kernels")
+    best, why = decoding_dtype(device.type)
+    plan.append(f"dtype: {str(dtype).replace('torch.', '')}" + (
+        f" (the recommended one here: {why})" if dtype == best
+        else f" (recommended here: {str(best).replace('torch.', '')}: {why})"))
+    plan.append("generate: static cache + torch.compile" if device.type == "cuda" else
+                "generate: dynamic cache, no torch.compile (on a CPU compiling takes 15-30 s and gains little "
+                "over this path: benchmarks/RESULTS.md)")
+    model.chatkit_decoding_plan = plan
     return model
+
+
+def decoding_plan(model):
+    """What `prepare_for_decoding` chose for `model` on this machine, and why: a list of lines."""
+    plan = getattr(model, "chatkit_decoding_plan", None)
+    if plan is None:
+        raise ValueError("this model has not been through fast_decoding.prepare_for_decoding(model) yet: "
+                         "call that first, then ask for its plan.")
+    return list(plan)
 
 
 def fast_generate_kwargs(model):
     """Extra `generate` keywords for chatkit's recommended path on this model's device.
 
     GPU: a static KV cache plus `torch.compile` ("reduce-overhead": CUDA graphs), which removes
-    Python and kernel-launch overhead per token. CPU: none: compiling costs 20-35 s per shape and
-    gained little over the prepacked weights of `prepare_for_decoding` in chatkit's measurements
-    (see benchmarks/RESULTS.md).
+    Python and kernel-launch overhead per token. CPU: none: compiling costs 15-30 s and gains little
+    over `prepare_for_decoding`'s path in chatkit's measurements (benchmarks/peer.py and
+    benchmarks/decode.py --compile; figures in benchmarks/RESULTS.md).
     """
     if model_device(model).type == "cuda":
         return static_compile_kwargs()

@@ -33,3 +33,26 @@ def test_static_compile_kwargs():
     assert kwargs["cache_implementation"] == "static"
     assert kwargs["compile_config"]._compile_all_devices is True
     assert not fast_decoding.static_compile_kwargs()["compile_config"]._compile_all_devices
+
+
+def test_the_plan_says_what_was_chosen_and_why(small_llama, monkeypatch):
+    with pytest.raises(ValueError, match="prepare_for_decoding"):
+        fast_decoding.decoding_plan(small_llama)
+    plan = fast_decoding.decoding_plan(fast_decoding.prepare_for_decoding(copy.deepcopy(small_llama), threads=1))
+    assert plan[0] == "threads: 1"
+    assert "float32 layers keep PyTorch's own kernels" in plan
+    assert any(line.startswith("generate: dynamic cache, no torch.compile") for line in plan)
+    monkeypatch.setattr(fast_decoding, "_packed_bf16_supported", lambda: False)  # a CPU without fast bf16
+    bf16 = fast_decoding.prepare_for_decoding(toy_models.random_model(small_llama.config, "bfloat16"), threads=1)
+    assert bf16.chatkit_packed_layers == 0
+    assert any("oneDNN has no fast bf16 kernels" in line for line in fast_decoding.decoding_plan(bf16))
+    assert any(line.startswith("dtype: bfloat16 (recommended here: float32")
+               for line in fast_decoding.decoding_plan(bf16))
+
+
+def test_decoding_dtype_follows_the_kernels(monkeypatch):
+    monkeypatch.setattr(fast_decoding, "_packed_bf16_supported", lambda: True)
+    assert fast_decoding.decoding_dtype()[0] == torch.bfloat16
+    monkeypatch.setattr(fast_decoding, "_packed_bf16_supported", lambda: False)
+    assert fast_decoding.decoding_dtype()[0] == torch.float32
+    assert fast_decoding.decoding_dtype("cuda")[0] == torch.bfloat16
