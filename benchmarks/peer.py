@@ -198,6 +198,7 @@ def main(argv=None):
                   f"{100 * entry['fraction_of_copy_bandwidth'][name]:9.0f}% {entry['ratio_to_llama_cpp'][name]:11.2f}x")
         print(f"       warm-up (incl. compiling) s: " + ", ".join(f"{k} {v:.1f}" for k, v in entry["warm_up_s"].items()))
         print(f"       chatkit_fast: {'; '.join(entry['chatkit_fast_plan'])}")
+    print(f"for notebook 05: {llama_cpp.BENCH_ENV_VAR}={binary} {llama_cpp.GGUF_ENV_VAR}={ggufs[args.dtypes[-1]]}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

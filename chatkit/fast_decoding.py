@@ -96,7 +96,7 @@ def decoding_dtype(device="cpu"):
         return torch.bfloat16, "a GPU: bf16 reads half the bytes of fp32 per token, on fast kernels"
     if _packed_bf16_supported():
         return torch.bfloat16, ("this CPU has fast bf16 kernels (oneDNN): bf16 reads half the bytes of fp32 "
-                                "per token, and prepacked it reads them at most of the memory bandwidth")
+                                "per token, and its prepacked kernels read big matrices near the memory bandwidth")
     return torch.float32, ("this CPU has no fast bf16 kernels (oneDNN reports none): fp32 runs on PyTorch's "
                            "own fast fp32 kernels, where bf16 reads prompts several times slower")
 

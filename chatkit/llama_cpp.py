@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BENCH_ENV_VAR = "CHATKIT_LLAMA_BENCH"
+GGUF_ENV_VAR = "CHATKIT_GGUF"
 HOW_TO_GET = (
-    "llama.cpp's llama-bench was not found (looked at $CHATKIT_LLAMA_BENCH and on PATH). To compare:\n"
-    "  - from this repository: python benchmarks/peer.py builds it from source (about 6 minutes on 2 cores)\n"
-    "    and converts the model to GGUF; then set CHATKIT_LLAMA_BENCH to the binary it prints;\n"
-    "  - or install llama.cpp (its releases, `brew install llama.cpp`), which puts llama-bench on PATH,\n"
-    "    and convert the model with llama.cpp's convert_hf_to_gguf.py."
+    "No llama.cpp comparison here: it needs llama.cpp's llama-bench ($CHATKIT_LLAMA_BENCH, or on PATH)\n"
+    "and a GGUF file of this model ($CHATKIT_GGUF). To get both:\n"
+    "  - from this repository: python benchmarks/peer.py builds llama-bench from source (about 6 minutes\n"
+    "    on 2 cores), converts the model to GGUF (f32 and bf16), compares, and prints the two paths;\n"
+    "  - or install llama.cpp (its releases, `brew install llama.cpp`: llama-bench lands on PATH) and\n"
+    "    convert the model with its convert_hf_to_gguf.py."
 )
 
 

@@ -33,10 +33,10 @@ CHAT = dict(hidden=192, layers=4, heads=6, ff=512, steps=5000, lr=2e-3, warmup=1
 # Second stage of the chat model: continues from the first with more arithmetic, at a lower learning rate.
 CHAT_ARITHMETIC = dict(steps=1000, lr=5e-4, warmup=30, drill_only=0.0, drill_mix=0.5, arithmetic_weight=0.8)
 DRAFT = dict(hidden=64, layers=2, heads=4, ff=176, steps=3000, lr=3e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
-# Last stage of both: conversations with tools (training/corpus.py's tool_conversation) for half the
+# Last stage of both: conversations with tools (training/corpus.py's tool_conversation) for most of the
 # documents, whole 512-token rows, the rest as before so the earlier skills stay.
-CHAT_TOOLS = dict(steps=4000, lr=8e-4, warmup=100, drill_only=0.0, drill_mix=0.2, arithmetic_weight=0.6,
-                  tool_mix=0.6, seq_len=512)
+CHAT_TOOLS = dict(steps=8000, lr=8e-4, warmup=100, drill_only=0.0, drill_mix=0.2, arithmetic_weight=0.6,
+                  tool_mix=0.7, seq_len=512)
 DRAFT_TOOLS = dict(steps=1500, lr=1e-3, warmup=50, drill_only=0.0, drill_mix=0.2, tool_mix=0.6, seq_len=512)
 CARD_EVAL_CONVERSATIONS = 400
 TOOL_LABELS = {

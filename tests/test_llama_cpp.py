@@ -52,7 +52,7 @@ def test_finding_llama_bench(tmp_path, gguf, monkeypatch):
     monkeypatch.delenv(llama_cpp.BENCH_ENV_VAR, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert llama_cpp.find_llama_bench() is None
-    with pytest.raises(FileNotFoundError, match="llama-bench was not found"):
+    with pytest.raises(FileNotFoundError, match="needs llama.cpp.s llama-bench"):
         llama_cpp.llama_bench(gguf)
     binary = fake_bench(tmp_path, "true")
     assert llama_cpp.find_llama_bench([tmp_path / "missing", binary]) == str(binary)
