@@ -71,7 +71,8 @@ LAYERS = (
     {"environment", "generation", "templating"},
     {"speed", "tools", "serving"},
     {"toy_models", "assisted", "fast_decoding"},
-    {"widgets"},
+    {"widgets", "doctor"},
+    {"__main__"},
 )
 
 

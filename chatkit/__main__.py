@@ -1,0 +1,21 @@
+"""`python -m chatkit doctor`: check this machine for the course (see chatkit.doctor)."""
+
+import sys
+
+from . import doctor
+
+COMMANDS = {"doctor": doctor.main}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m chatkit {{{','.join(COMMANDS)}}} [options]\n"
+              "  doctor   check Python, packages, memory, 16-bit maths, the Hub and the models; "
+              "exit 1 on a failure", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
