@@ -22,8 +22,9 @@ one question, in layers: a module imports only from the lines above its own, so 
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
     llama_cpp                           how fast is llama.cpp on the same model here (its llama-bench)?
     widgets                             a chat window in the notebook (imports ipywidgets when made)
-    doctor, __main__                    is this machine ready for the course, and how to fix what is
-                                        not? (`python -m chatkit doctor`)
+    doctor, prefetch, __main__          is this machine ready for the course, and how to fix what is
+                                        not? which models to download before a workshop without wifi?
+                                        (`python -m chatkit doctor`, `python -m chatkit prefetch`)
 
 The first notebooks call a few names straight from `chatkit` (below); the rest are used through their
 module, as `from chatkit import sizing, memory, speed`. Nothing here imports torch, transformers,
@@ -50,6 +51,7 @@ from . import (
     machine,
     memory,
     plotting,
+    prefetch,
     quality,
     recorded,
     serving,

@@ -81,4 +81,4 @@ def test_python_m_chatkit_without_a_command_prints_usage(capsys):
     from chatkit.__main__ import main
 
     assert main([]) == 2
-    assert "python -m chatkit {doctor}" in capsys.readouterr().err
+    assert "python -m chatkit {doctor,prefetch}" in capsys.readouterr().err

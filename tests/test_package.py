@@ -71,7 +71,7 @@ LAYERS = (
     {"environment", "generation", "templating"},
     {"speed", "tools", "serving"},
     {"toy_models", "assisted", "fast_decoding"},
-    {"widgets", "doctor"},
+    {"widgets", "doctor", "prefetch"},
     {"__main__"},
 )
 
