@@ -22,7 +22,7 @@ from .formatting import GiB, format_bytes
 from .hub import (DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL, describe_model, embedded_model_path,
                   hub_offline_requested, hub_reachable)
 from .loading import load_model
-from .machine import cpu_features, machine_memory
+from .machine import cpu_features, machine_memory, on_colab
 
 MIN_PYTHON = (3, 10)
 LOW_MEMORY = 2 * GiB  # below this much available, even a 135M model in fp32 plus a notebook gets tight
@@ -49,10 +49,6 @@ def requirements():
     return [Requirement(text) for text in metadata.requires("chatkit") or [] if "extra ==" not in text]
 
 
-def _on_colab():
-    return "google.colab" in sys.modules
-
-
 def package_rows(wanted=None):
     """A row per required package: installed, and at a version chatkit accepts."""
     rows = []
@@ -68,7 +64,7 @@ def package_rows(wanted=None):
             rows.append(Row(requirement.name, "ok", version, ""))
         else:
             change = (" (the notebooks' Colab install cell would upgrade it, then ask for a runtime restart)"
-                      if _on_colab() else "")
+                      if on_colab() else "")
             rows.append(Row(requirement.name, "fail", f"{version}, needs {spec}{change}",
                             f"pip install '{requirement}'"))
     return rows

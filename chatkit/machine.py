@@ -7,7 +7,8 @@ The one place in chatkit that asks what the reader's machine has:
 - `device_name()`: the accelerator torch will use, in words; `your_machine()`: this machine as a
   `Hardware` row for "does it fit" tables, next to `COMMON_HARDWARE`;
 - `set_threads()`: torch's CPU thread count, from an argument or `CHATKIT_THREADS`;
-- `cpu_features()`: the instruction-set extensions that speed up 16-bit maths on a CPU.
+- `cpu_features()`: the instruction-set extensions that speed up 16-bit maths on a CPU;
+- `on_colab()`: whether this is a Google Colab runtime.
 
 Example:
     >>> machine_memory("cpu").total_bytes >= machine_memory("cpu").available_bytes > 0
@@ -17,6 +18,7 @@ Example:
 """
 
 import os
+import sys
 from dataclasses import dataclass
 
 from .formatting import GiB, format_bytes
@@ -117,6 +119,11 @@ def cpu_features():
     except (OSError, StopIteration):
         return None
     return sorted(flags & set(FAST_16BIT_FLAGS))
+
+
+def on_colab():
+    """True inside a Google Colab runtime (its `google.colab` module is loaded there)."""
+    return "google.colab" in sys.modules
 
 
 def set_threads(threads=None):

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from .formatting import format_bytes
-from .hub import DEFAULT_HUB_MODEL
+from .hub import DEFAULT_HUB_MODEL, hub_offline_requested
 
 # What from_pretrained reads: weights, configs, tokenizer files, the chat template.
 PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken")
@@ -62,8 +62,9 @@ def main(argv=None, ask=input):
     parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
     parser.add_argument("--yes", action="store_true", help="download without asking")
     args = parser.parse_args(argv)
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        print("HF_HUB_OFFLINE is set: prefetch needs the Hub. Unset it (for this command) and try again.",
+    if hub_offline_requested():
+        print("HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: prefetch needs the Hub. Unset it (for this "
+              "command) and try again.",
               file=sys.stderr)
         return 2
     plan = {}

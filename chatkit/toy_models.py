@@ -8,7 +8,8 @@ these stand in for real models of any size without a download:
 - `random_moe()`: a Mixtral-style MoE and two dense twins (same total, same active parameters);
 - `zero_pad_mlp()` / `intermediate_size_for()`: the same function with many more bytes per token
   (a memory-bound target for assisted generation that agrees with the original model);
-- `perturbed_copy()`: a model with noise added to its weights (a draft that agrees less often).
+- `perturbed_copy()`: a model with noise added to its weights (a draft that agrees less often);
+- `fixed_cost_per_token()`: what a token costs whatever the weights, timed on a thin twin.
 
 Example:
     >>> model = random_llama(64, 2, vocab_size=256)
@@ -21,7 +22,7 @@ import copy
 from .counting import count_parameters
 from .dtypes import BYTES_PER_PARAM, normalize_dtype, torch_dtype
 from .machine import machine_memory
-from .speed import weight_bytes_per_token
+from .speed import decode_speed, weight_bytes_per_token
 
 
 def llama_config(hidden_size, num_layers, vocab_size=8192, intermediate_size=None, head_dim=64,
@@ -199,3 +200,18 @@ def perturbed_copy(model, noise=0.4, seed=0):
                 spread = param.float().std()
                 param.add_((torch.randn(param.shape, generator=generator) * noise * spread).to(param))
     return noisy.eval()
+
+
+def fixed_cost_per_token(num_layers, dtype="float32", device=None, new_tokens=16, repeats=2):
+    """Seconds per decoded token of a thin twin: `num_layers` layers, 64 wide, a 256-token vocabulary.
+
+    It runs every operation a model of that depth runs but reads almost no weights, so its time per
+    token is the fixed cost each token pays whatever the width: Python, `generate`'s bookkeeping, a
+    kernel call per operation.
+    """
+    import torch
+
+    thin = random_llama(64, num_layers, dtype, device=device, vocab_size=256)
+    prompt = torch.randint(3, 256, (1, 16), generator=torch.Generator().manual_seed(0)).to(thin.device)
+    measured, _ = decode_speed(thin, prompt, new_tokens=new_tokens, repeats=repeats)
+    return 1 / measured.tokens_per_s

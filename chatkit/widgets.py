@@ -22,7 +22,6 @@ Example:
     [{'role': 'user', 'content': 'Hi!'}, {'role': 'assistant', 'content': 'Hello! How can I help you today?'}]
 """
 
-import sys
 import threading
 import warnings
 
@@ -31,6 +30,7 @@ from .chat_view import message_html, status_html
 from .generation import generation_settings, stream_reply
 from .hub import default_model, describe_model
 from .loading import load_model
+from .machine import on_colab
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
 from .tools import functions_by_name, parse_reply, tool_messages
 
@@ -96,8 +96,7 @@ class ChatWidget:
         ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
-        on_colab = "google.colab" in sys.modules
-        self.background = not on_colab if background is None else bool(background)
+        self.background = not on_colab() if background is None else bool(background)
         self._messages = []  # the chat without its system message (that lives in the system field)
         self._job = None
         self._lock = threading.Lock()

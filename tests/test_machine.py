@@ -77,3 +77,12 @@ def test_common_hardware_names_and_memory():
     by_name = {h.name: h for h in machine.COMMON_HARDWARE}
     assert by_name["Colab T4"].memory_gib == 15 and by_name["24 GB GPU"].memory_gib == 24
     assert all(h.memory_bytes > 0 and h.note for h in machine.COMMON_HARDWARE)
+
+
+def test_on_colab_follows_the_google_colab_module(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert machine.on_colab() is False
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    assert machine.on_colab() is True

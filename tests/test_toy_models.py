@@ -59,3 +59,8 @@ def test_perturbed_copy_changes_weights_by_the_asked_noise_and_leaves_the_origin
     assert torch.equal(toy_models.perturbed_copy(small_llama, 0.0).model.layers[0].mlp.up_proj.weight, before)
     with pytest.raises(ValueError, match="noise"):
         toy_models.perturbed_copy(small_llama, noise=-1)
+
+
+def test_fixed_cost_per_token_times_a_thin_twin():
+    seconds = toy_models.fixed_cost_per_token(2, new_tokens=4, repeats=1)
+    assert 0 < seconds < 1  # a 2-layer, 64-wide model: well under a second per token on any machine
