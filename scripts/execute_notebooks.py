@@ -12,6 +12,7 @@ metadata, no widget state. Prints a table: notebook, seconds, ok / failed; exits
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,9 +49,19 @@ def execute(path, timeout=600):
         # The kernel process's own stderr holds only start-up chatter; cell output arrives via messages.
         client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as error:
-        return nb, str(error).strip().splitlines()[-1]
+        return nb, failure_summary(str(error))
     drop_widget_views(nb)
     return nb, None
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_summary(message):
+    """The error's last line and the source line it came from (IPython marks it with an arrow)."""
+    lines = [line.rstrip() for line in ANSI.sub("", message).strip().splitlines()]
+    arrows = [line.split("---->", 1)[1].strip().split(" ", 1) for line in lines if "---->" in line]
+    return lines[-1] + (f" (cell line {arrows[-1][0]}: {arrows[-1][-1]})" if arrows else "")
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
