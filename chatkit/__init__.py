@@ -22,6 +22,8 @@ one question, in layers: a module imports only from the lines above its own, so 
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
     llama_cpp                           how fast is llama.cpp on the same model here (its llama-bench)?
     widgets                             a chat window in the notebook (imports ipywidgets when made)
+    quiz                                a few questions on each notebook's ideas, the reason after each
+    exercises                           is the learner's answer to a notebook's exercise right? a hint if not
     doctor, prefetch, __main__          is this machine ready for the course, and how to fix what is
                                         not? which models to download before a workshop without wifi?
                                         (`python -m chatkit doctor`, `python -m chatkit prefetch`)
@@ -41,6 +43,7 @@ from . import (
     doctor,
     dtypes,
     environment,
+    exercises,
     fast_decoding,
     formatting,
     generation,
@@ -53,6 +56,7 @@ from . import (
     plotting,
     prefetch,
     quality,
+    quiz,
     recorded,
     serving,
     sizing,

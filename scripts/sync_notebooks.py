@@ -3,10 +3,11 @@
 - The repository's address comes from pyproject.toml (`[project.urls] Repository`): point it at a
   fork and run this script, and every badge and install cell follows.
 - The times come from notebooks/run_times.json, measured by `make run` (the embedded model) and
-  `make test-real` (a real 135M-parameter model), both on the machine that ran them.
+  `make test-real` (a real 135M-parameter model), both on the machine that ran them. The same times
+  also fill the table of docs/workshop.md, between its two marker comments (TABLE_START, TABLE_END).
 
-    python scripts/sync_notebooks.py           # rewrite the notebooks' shared cells
-    python scripts/sync_notebooks.py --check   # exit 1 when a notebook differs (tests/test_notebooks.py)
+    python scripts/sync_notebooks.py           # rewrite the notebooks' shared cells and the guide's table
+    python scripts/sync_notebooks.py --check   # exit 1 when a notebook or the guide differs (tests/)
 """
 
 import argparse
@@ -21,6 +22,9 @@ NOTEBOOKS = ROOT / "notebooks"
 TIMES = NOTEBOOKS / "run_times.json"
 BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
 TIME_PREFIX = "**Time:**"
+GUIDE = ROOT / "docs" / "workshop.md"
+TABLE_START = "<!-- notebook times: written by scripts/sync_notebooks.py from notebooks/run_times.json -->"
+TABLE_END = "<!-- end of notebook times -->"
 # What a notebook needs beyond chatkit's own requirements, on Colab (which has no bitsandbytes).
 EXTRA_PACKAGES = {"04_memory": ["bitsandbytes"], "05_performance": ["bitsandbytes"],
                   "08_serving": ["transformers[serving]"]}
@@ -58,10 +62,20 @@ def _minutes(seconds):
     return "under a minute" if seconds < 60 else f"about {minutes} minute{'' if minutes == 1 else 's'}"
 
 
+def load_times():
+    """{notebook file name: {"embedded": seconds, "real": seconds}} from notebooks/run_times.json."""
+    return json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.is_file() else {}
+
+
+def notebook_names():
+    """The course's notebooks, in order, without their suffix: 01_quickstart, ..."""
+    return [path.stem for path in sorted(NOTEBOOKS.glob("*.ipynb"))]
+
+
 def time_line(name, times=None):
     """The notebook's time line from the measured run times, or None when none were measured."""
     if times is None:
-        times = json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.is_file() else {}
+        times = load_times()
     measured = times.get(f"{name}.ipynb", {})
     parts = []
     if "embedded" in measured:
@@ -86,9 +100,39 @@ def synced(notebook, name, url=None, times=None):
     return notebook
 
 
+def times_table(names, times):
+    """The guide's Markdown table: each notebook's measured seconds per model, and their total.
+
+    A time not measured reads "not measured"; a total over a column with a gap reads "-".
+    """
+    columns = (("embedded", "embedded model (s)"), ("real", "real model: SmolLM2-135M-Instruct (s)"))
+    lines = ["| notebook | " + " | ".join(title for _, title in columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for name in names:
+        measured = times.get(f"{name}.ipynb", {})
+        cells = [f"{measured[key]:.1f}" if key in measured else "not measured" for key, _ in columns]
+        lines.append(f"| [{name}](../notebooks/{name}.ipynb) | " + " | ".join(cells) + " |")
+    totals = []
+    for key, _ in columns:
+        seconds = [times.get(f"{name}.ipynb", {}).get(key) for name in names]
+        totals.append("-" if None in seconds else f"{sum(seconds):.1f}")
+    lines.append(f"| all {len(names)} notebooks | " + " | ".join(totals) + " |")
+    return "\n".join(lines)
+
+
+def synced_guide(text, names=None, times=None):
+    """The guide's text with the table between its markers as this script writes it; the rest unchanged."""
+    if text.count(TABLE_START) != 1 or text.count(TABLE_END) != 1 or text.index(TABLE_START) > text.index(TABLE_END):
+        raise ValueError(f"the guide needs the marker {TABLE_START!r} once, then {TABLE_END!r} once, "
+                         "with the table between them")
+    before, rest = text.split(TABLE_START)
+    _, after = rest.split(TABLE_END)
+    table = times_table(notebook_names() if names is None else names, load_times() if times is None else times)
+    return f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a notebook differs")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a notebook or docs/workshop.md differs")
     args = parser.parse_args(argv)
     stale = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
@@ -99,6 +143,17 @@ def main(argv=None):
             stale.append(path.name)
             if not args.check:
                 path.write_text(new, encoding="utf-8")
+    guide = GUIDE.relative_to(ROOT) if GUIDE.is_relative_to(ROOT) else GUIDE
+    try:
+        text = GUIDE.read_text(encoding="utf-8")
+        new = synced_guide(text)
+    except (OSError, ValueError) as error:
+        print(f"{guide}: cannot write its table of times: {error}")
+        return 1
+    if new != text:
+        stale.append(str(guide))
+        if not args.check:
+            GUIDE.write_text(new, encoding="utf-8")
     if args.check and stale:
         print("not in sync with pyproject.toml / run_times.json:", ", ".join(stale), "(run scripts/sync_notebooks.py)")
         return 1

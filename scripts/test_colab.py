@@ -76,8 +76,11 @@ def main(argv=None):
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     failed = subprocess.run([str(python), ROOT / "scripts" / "execute_notebooks.py", "--out",
                              ROOT / "build" / "colab", *notebooks], env=env).returncode
+    solutions = sorted((ROOT / "solutions").glob("*.ipynb"))
+    failed |= subprocess.run([str(python), ROOT / "scripts" / "execute_notebooks.py", "--out",
+                              ROOT / "build" / "colab" / "solutions", *solutions], env=env).returncode
     tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            ROOT / "tests" / "test_widgets.py"], env=env, cwd=ROOT / "build").returncode
+                            ROOT / "tests" / "test_widgets.py", ROOT / "tests" / "test_quiz.py"], env=env, cwd=ROOT / "build").returncode
     # The widget typed into in a real browser, in the classic Notebook 6.5 with ipywidgets 7. The browser
     # driver (playwright) lives in the course's own venv, which `make test` creates.
     course_python = ROOT / ".venv" / "bin" / "python"

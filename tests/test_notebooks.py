@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 
 def _outputs(path):
@@ -15,7 +17,7 @@ def _outputs(path):
             yield index, output
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_figure_is_stored_as_an_image(path):
     bare = [index for index, output in _outputs(path)
             if "".join(output.get("data", {}).get("text/plain", "")).startswith("<Figure size")
@@ -23,7 +25,7 @@ def test_every_figure_is_stored_as_an_image(path):
     assert bare == [], f"cells {bare} store a figure as text only: return a chatkit.plotting figure or show it"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_committed_outputs_are_clean(path):
     notebook = json.loads(path.read_text(encoding="utf-8"))
     assert "widgets" not in notebook["metadata"], "widget state saved: execute with store_widget_state=False"
@@ -43,7 +45,8 @@ def test_committed_outputs_are_clean(path):
 
 
 def test_badges_install_cells_and_times_come_from_one_place():
-    """Every notebook's Colab badge, install cell and time line are what scripts/sync_notebooks.py writes."""
+    """Every notebook's Colab badge, install cell and time line, and docs/workshop.md's table of times, are
+    what scripts/sync_notebooks.py writes."""
     import importlib.util
 
     path = Path(__file__).parent.parent / "scripts" / "sync_notebooks.py"
@@ -57,7 +60,7 @@ def test_badges_install_cells_and_times_come_from_one_place():
         assert f"git+{url}" in text and f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}" in text
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_printed_tables_fit_100_columns(path):
     """A table (an output with a row of dashes) must read on GitHub and a laptop screen without scrolling."""
     wide = []
@@ -71,10 +74,44 @@ def test_printed_tables_fit_100_columns(path):
     assert wide == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_notebooks_are_valid_nbformat(path):
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)  # raises on a malformed notebook (a cell without an id, for one)
     assert all("id" in cell for cell in notebook.cells)
+
+
+def _exercise_cells(path):
+    """(check name, output text) for each code cell that calls a check of chatkit.exercises."""
+    import re
+
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        called = re.findall(r"^exercises\.(\w+)\(", source, re.MULTILINE)
+        if cell["cell_type"] == "code" and called:
+            text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                           for o in cell.get("outputs", []))
+            yield called[-1], text
+
+
+def test_every_notebook_has_exercises_left_open_and_a_quiz_and_every_solution_passes_its_check():
+    from chatkit import exercises, quiz
+
+    assert [p.name for p in SOLUTIONS] == [p.name for p in NOTEBOOKS]
+    used = []
+    for notebook, solution in zip(NOTEBOOKS, SOLUTIONS):
+        number = int(notebook.name[:2])
+        asked = list(_exercise_cells(notebook))
+        assert 3 <= len(asked) <= 5, notebook.name
+        assert all(text.splitlines()[-1].startswith(("Not answered yet: ", "Not yet: ")) for _, text in asked), asked
+        solved = list(_exercise_cells(solution))
+        assert [name for name, _ in solved] == [name for name, _ in asked], solution.name
+        assert all(text.splitlines()[-1].startswith("Right: ") for _, text in solved), solved
+        assert f"quiz.show({number})" in notebook.read_text(encoding="utf-8") and number in quiz.QUIZZES
+        used += [name for name, _ in asked]
+    checks = [name for name, value in vars(exercises).items()
+              if callable(value) and getattr(value, "__wrapped__", None) and not name.startswith("_")]
+    assert sorted(used) == sorted(checks)  # each check belongs to exactly one exercise

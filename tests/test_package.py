@@ -62,7 +62,7 @@ def test_the_modules_form_layers_without_a_circle():
 # The layers of chatkit/__init__.py's docstring, bottom first: a module imports from lower layers only.
 LAYERS = (
     {"chat", "chat_view", "catalog", "dtypes", "formatting", "held_out", "recorded", "quality", "plotting",
-     "llama_cpp"},
+     "llama_cpp", "quiz"},
     {"hub"},
     {"machine"},
     {"counting"},
@@ -71,7 +71,7 @@ LAYERS = (
     {"environment", "generation", "templating"},
     {"speed", "tools", "serving"},
     {"toy_models", "assisted", "fast_decoding"},
-    {"widgets", "doctor", "prefetch"},
+    {"widgets", "doctor", "prefetch", "exercises"},
     {"__main__"},
 )
 

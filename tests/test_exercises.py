@@ -1,0 +1,435 @@
+"""chatkit.exercises: every check takes several right answers and refuses several wrong ones, with a hint."""
+
+import json
+import re
+
+import pytest
+import torch
+
+import chatkit
+from chatkit import counting, exercises, sizing
+from chatkit.catalog import CATALOG
+from chatkit.machine import COMMON_HARDWARE
+
+
+def right(verdict):
+    assert verdict, verdict
+    assert repr(verdict).startswith("Right: ")
+
+
+def wrong(verdict, hint=""):
+    assert not verdict, verdict
+    assert repr(verdict).startswith("Not yet: ") and hint in verdict.message, verdict
+
+
+def test_an_unanswered_exercise_says_so_and_raises_nothing():
+    for check, args in [(exercises.persona, (...,)), (exercises.greedy_reply, (..., None, None, None)),
+                        (exercises.fit_16gb, ({"a"}, ...))]:
+        verdict = check(*args)
+        assert not verdict and repr(verdict) == f"Not answered yet: {exercises.NOT_ANSWERED}"
+
+
+SYSTEM = {"role": "system", "content": "You are a pirate."}
+USER = {"role": "user", "content": "Where is the treasure?"}
+
+
+def test_persona():
+    right(exercises.persona([SYSTEM, USER]))
+    right(exercises.persona([{"role": "system", "content": "You answer like a 1920s radio host."}, USER]))
+    wrong(exercises.persona([USER]), "system")
+    wrong(exercises.persona([{"role": "system", "content": exercises.SASSY_ROBOT}, USER]), "of your own")
+    wrong(exercises.persona([SYSTEM, USER, {"role": "assistant", "content": "Arr"}]), "end with")
+    wrong(exercises.persona([SYSTEM, {"role": "robot", "content": "beep"}]), "not a valid chat")
+
+
+def _turns(n):
+    chat = [SYSTEM]
+    for i in range(n):
+        chat += [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]
+    return chat
+
+
+def test_two_turns():
+    right(exercises.two_turns(_turns(2)))
+    right(exercises.two_turns(_turns(3)))
+    wrong(exercises.two_turns(_turns(1)), "two replies")
+    wrong(exercises.two_turns(_turns(2)[1:]), "system message first")
+    wrong(exercises.two_turns(_turns(2) + [{"role": "user", "content": "and?"}]), "take turns")
+    doubled = _turns(2)
+    doubled.insert(2, {"role": "user", "content": "again"})
+    wrong(exercises.two_turns(doubled), "take turns")
+
+
+def test_reply_text():
+    right(exercises.reply_text(lambda response: response[0]["generated_text"][-1]["content"]))
+    right(exercises.reply_text(lambda r: [m for m in r[0]["generated_text"] if m["role"] == "assistant"][-1]["content"]))
+    wrong(exercises.reply_text(lambda response: response[0]["generated_text"][-1]), "not the whole message")
+    wrong(exercises.reply_text(lambda response: response[0]["generated_text"][2]["content"]), "raised IndexError")
+    wrong(exercises.reply_text(lambda response: response[0]["generated_text"][1]["content"]), "your function returned")
+    wrong(exercises.reply_text("response[0]"), "pass the function itself")
+
+
+def _smollm2_by_hand():
+    c = CATALOG[exercises.SMOLLM2].config
+    h, layers, kv = c["hidden_size"], c["num_hidden_layers"], c["num_key_value_heads"] * c["hidden_size"] // c["num_attention_heads"]
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * c["intermediate_size"] + 2 * h
+    return layers * per_layer + h + c["vocab_size"] * h
+
+
+def test_count_smollm2():
+    exact = counting.count_parameters(CATALOG[exercises.SMOLLM2]).total
+    right(exercises.count_smollm2(_smollm2_by_hand()))
+    right(exercises.count_smollm2(_smollm2_by_hand() - 2 * 960 * 32 - 960))  # the norms forgotten: tiny
+    assert _smollm2_by_hand() == exact
+    wrong(exercises.count_smollm2(exact + 49152 * 960), "ties its embeddings")
+    wrong(exercises.count_smollm2(360_000_000 // 2), "not within 0.5%")
+    wrong(exercises.count_smollm2(float(exact)), "whole number")
+
+
+def test_bf16_gigabytes():
+    params = counting.count_parameters("mistralai/Mistral-7B-Instruct-v0.3").total
+    right(exercises.bf16_gigabytes(2 * params / 1e9))
+    right(exercises.bf16_gigabytes(round(2 * params / 2**30, 1)))
+    right(exercises.bf16_gigabytes(14.5))
+    wrong(exercises.bf16_gigabytes(params / 1e9), "parameter count")
+    wrong(exercises.bf16_gigabytes(4 * params / 1e9), "fp32")
+    wrong(exercises.bf16_gigabytes(10.0), "not within 2%")
+    wrong(exercises.bf16_gigabytes("14.5 GB"), "a number")
+
+
+MODELS_02 = ["SmolLM2-360M-Instruct", "Qwen2.5-0.5B-Instruct", "Llama-3.2-1B-Instruct", "gemma-2-2b-it",
+             "Phi-3-mini-4k-instruct", "Mistral-7B-Instruct-v0.3", "Meta-Llama-3-8B-Instruct", "gemma-2-9b-it",
+             "Mistral-Nemo-Instruct-2407", "Mixtral-8x7B-Instruct-v0.1", "Llama-3.1-70B-Instruct"]
+
+
+def test_fit_16gb_accepts_short_names_and_repo_ids_in_any_container():
+    fits = [n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=4096).fits(16 * 2**30)]
+    assert 2 < len(fits) < len(MODELS_02)
+    right(exercises.fit_16gb(fits, MODELS_02))
+    right(exercises.fit_16gb(set(fits), MODELS_02))
+    right(exercises.fit_16gb([CATALOG_ID[n] for n in fits], MODELS_02))
+    weights_only = [n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=0, overhead=0).fits(16 * 2**30)]
+    if set(weights_only) != set(fits):
+        wrong(exercises.fit_16gb(weights_only, MODELS_02), "do not fit")
+    wrong(exercises.fit_16gb(fits[:-1], MODELS_02), "1 more of the list fit")
+    wrong(exercises.fit_16gb(fits + ["Llama-3.1-70B-Instruct"], MODELS_02), "1 of your models do not fit")
+    wrong(exercises.fit_16gb(fits + ["gpt-4"], MODELS_02), "not in it")
+    wrong(exercises.fit_16gb("SmolLM2-360M-Instruct", MODELS_02), "not one string")
+
+
+CATALOG_ID = {name.rsplit("/", 1)[-1]: name for name in CATALOG}
+
+
+@pytest.fixture(scope="module")
+def rendered(chat_model):
+    _, tokenizer = chat_model
+    chat = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
+    return chat, tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+
+def test_single_bos(chat_model, rendered):
+    from transformers import AutoTokenizer
+
+    _, tokenizer = chat_model
+    chat, text = rendered
+    llama_style = AutoTokenizer.from_pretrained(chatkit.embedded_model_path(), add_bos_token=True)
+    right(exercises.single_bos(llama_style(text, add_special_tokens=False)["input_ids"], llama_style, text))
+    right(exercises.single_bos(llama_style(text, add_special_tokens=False, return_tensors="pt"), llama_style, text))
+    right(exercises.single_bos(tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=False),
+                               llama_style, text))
+    wrong(exercises.single_bos(llama_style(text)["input_ids"], llama_style, text), "§3.3")
+    wrong(exercises.single_bos(llama_style(text, add_special_tokens=False)["input_ids"][:-1], llama_style, text),
+          "not the ids")
+    batch = llama_style([text, text], add_special_tokens=False)["input_ids"]
+    wrong(exercises.single_bos(batch, llama_style, text), "not a batch")
+
+
+def test_fold_system(rendered):
+    chat, _ = rendered
+    question = chat[1]["content"]
+    right(exercises.fold_system(chatkit.fold_system_message(chat), chat))
+    right(exercises.fold_system([{"role": "user", "content": f"{question}\n\n({chat[0]['content']})"}], chat))
+    longer = chat + [{"role": "assistant", "content": "Paris."}, {"role": "user", "content": "And Italy?"}]
+    right(exercises.fold_system([{"role": "user", "content": chat[0]["content"] + " " + question}, *longer[2:]], longer))
+    wrong(exercises.fold_system(chat[1:], chat), "instruction is lost")
+    wrong(exercises.fold_system(chat, chat), "system message is still there")
+    wrong(exercises.fold_system([{"role": "user", "content": chat[0]["content"]}], chat), "first question is lost")
+    wrong(exercises.fold_system([{"role": "user", "content": chat[0]["content"] + question}, *longer[2:3]], longer),
+          "keep the rest")
+
+
+def test_greedy_reply(chat_model, rendered):
+    model, tokenizer = chat_model
+    chat, text = rendered
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**inputs, max_new_tokens=32, do_sample=False)
+    by_hand = tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    right(exercises.greedy_reply(by_hand, model, tokenizer, chat))
+    right(exercises.greedy_reply(by_hand + "\n", model, tokenizer, chat))
+    with_prompt = tokenizer.decode(out[0], skip_special_tokens=True)
+    wrong(exercises.greedy_reply(with_prompt, model, tokenizer, chat), "holds the prompt")
+    wrong(exercises.greedy_reply(by_hand[: len(by_hand) // 2], model, tokenizer, chat), "not the greedy reply")
+    wrong(exercises.greedy_reply(out, model, tokenizer, chat), "decoded text")
+
+
+def test_kv_cache_per_token():
+    per_token = 2 * 32 * 8 * 128 * 2  # Mistral-7B: 32 layers, 8 KV heads of 128, bf16
+    right(exercises.kv_cache_per_token(per_token))
+    right(exercises.kv_cache_per_token(per_token / 1.0))
+    wrong(exercises.kv_cache_per_token(per_token // 2), "two tensors")
+    wrong(exercises.kv_cache_per_token(per_token * 4), "key/value heads")
+    wrong(exercises.kv_cache_per_token(per_token * 2), "head_dim")
+    wrong(exercises.kv_cache_per_token("128 KiB"), "a number")
+
+
+@pytest.fixture(scope="module")
+def four_bit():
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    return AutoModelForCausalLM.from_pretrained(chatkit.embedded_model_path(), quantization_config=config,
+                                                dtype=torch.bfloat16)
+
+
+def test_four_bit_ratio(four_bit, chat_model):
+    from transformers import AutoModelForCausalLM
+
+    from chatkit import memory
+
+    bf16 = AutoModelForCausalLM.from_pretrained(chatkit.embedded_model_path(), dtype=torch.bfloat16)
+    right(exercises.four_bit_ratio(four_bit, bf16.get_memory_footprint() / four_bit.get_memory_footprint()))
+    right(exercises.four_bit_ratio(four_bit, memory.model_footprint(bf16) / memory.model_footprint(four_bit)))
+    ratio = bf16.get_memory_footprint() / four_bit.get_memory_footprint()
+    assert 1.2 < ratio < 4
+    wrong(exercises.four_bit_ratio(four_bit, 1 / ratio), "upside down")
+    wrong(exercises.four_bit_ratio(four_bit, 4.0), "not what this model measures")
+    wrong(exercises.four_bit_ratio(chat_model[0], ratio), "load_in_4bit")
+    wrong(exercises.four_bit_ratio(four_bit, 0), "positive number")
+
+
+def _fits(tokens):
+    a100 = next(h for h in COMMON_HARDWARE if h.name == "A100/H100 80GB")
+    return sizing.estimate_memory(exercises.LLAMA_70B, "4bit", context_length=tokens).fits(a100)
+
+
+def test_longest_context_accepts_any_answer_within_five_percent_of_the_longest():
+    low, high = 1, 10**7
+    while low < high:  # the longest context that fits, by bisection
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if _fits(middle) else (low, middle - 1)
+    assert 8192 < low < 131072
+    right(exercises.longest_context(low))
+    right(exercises.longest_context(int(low * 0.97)))
+    right(exercises.longest_context(low // 1024 * 1024))
+    wrong(exercises.longest_context(low + 1), "does not fit")
+    wrong(exercises.longest_context(low // 2), "5% longer still fits")
+    wrong(exercises.longest_context(float(low)), "whole number")
+
+
+def test_predicted_rate(chat_model):
+    from chatkit import speed
+
+    model, _ = chat_model
+    expected = 20.0 * 1e9 / speed.weight_bytes_per_token(model)
+    right(exercises.predicted_rate(expected, 20.0, model))
+    right(exercises.predicted_rate(expected * 1.05, 20.0, model))
+    wrong(exercises.predicted_rate(expected / 1e9, 20.0, model), "GB/s")
+    wrong(exercises.predicted_rate(expected * 2, 20.0, model), "bytes per second")
+
+
+def test_measured_rate(chat_model):
+    import time
+
+    model, tokenizer = chat_model
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "Hi!"}], add_generation_prompt=True,
+                                           return_dict=True, return_tensors="pt")
+    start = time.perf_counter()
+    out = model.generate(**inputs, max_new_tokens=32, min_new_tokens=32, do_sample=False)
+    rate = (out.shape[1] - inputs["input_ids"].shape[1]) / (time.perf_counter() - start)
+    right(exercises.measured_rate(rate, model, tokenizer))
+    wrong(exercises.measured_rate(rate * 100, model, tokenizer), "far from")
+    wrong(exercises.measured_rate(rate / 100, model, tokenizer), "far from")
+    wrong(exercises.measured_rate(-1, model, tokenizer), "a number")
+
+
+def test_assisted_kwargs(chat_model):
+    model, tokenizer = chat_model
+    right(exercises.assisted_kwargs({"prompt_lookup_num_tokens": 3}, model, tokenizer))
+    right(exercises.assisted_kwargs({"prompt_lookup_num_tokens": 10, "max_matching_ngram_size": 2}, model, tokenizer))
+    right(exercises.assisted_kwargs({"assistant_model": model}, model, tokenizer))
+    wrong(exercises.assisted_kwargs({}, model, tokenizer), "prompt_lookup_num_tokens")
+    wrong(exercises.assisted_kwargs({"prompt_lookup_num_tokens": 3, "do_sample": True, "temperature": 2.0},
+                                    model, tokenizer), "do_sample=False")
+    wrong(exercises.assisted_kwargs("prompt_lookup_num_tokens=3", model, tokenizer), "a dict")
+
+
+@pytest.fixture()
+def chatbox(chat_model):
+    model, tokenizer = chat_model
+    return chatkit.ChatWidget(model, tokenizer, max_new_tokens=24)
+
+
+def test_widget_settings(chat_model, chatbox):
+    model, tokenizer = chat_model
+    right(exercises.widget_settings(chatkit.ChatWidget(model, tokenizer, system_prompt="You are a pirate.",
+                                                       max_new_tokens=32)))
+    chatbox.system_prompt.value = "Talk like a PIRATE captain."
+    chatbox.max_new_tokens.value = 32
+    right(exercises.widget_settings(chatbox))
+    chatbox.decoding.value = "sample"
+    wrong(exercises.widget_settings(chatbox), "greedy")
+    chatbox.decoding.value, chatbox.max_new_tokens.value = "greedy", 64
+    wrong(exercises.widget_settings(chatbox), "32 new tokens")
+    chatbox.system_prompt.value = "You are a robot."
+    wrong(exercises.widget_settings(chatbox), "pirate")
+    wrong(exercises.widget_settings([SYSTEM]), "pass the ChatWidget")
+
+
+def test_widget_conversation(chat_model, chatbox):
+    model, tokenizer = chat_model
+    chatbox.send("Hi!")
+    chatbox.wait(timeout=60)
+    wrong(exercises.widget_conversation(chatbox, model, tokenizer), "send two messages")
+    chatbox.send("What is the capital of France?")
+    chatbox.wait(timeout=60)
+    right(exercises.widget_conversation(chatbox, model, tokenizer))
+    history = chatbox.history
+    chatbox.history = history[:-1] + [{"role": "assistant", "content": "Rome, of course."}]
+    wrong(exercises.widget_conversation(chatbox, model, tokenizer), "not the model's")
+    chatbox.history = history[:-1]
+    wrong(exercises.widget_conversation(chatbox, model, tokenizer), "wait for the reply")
+    chatbox.history = [SYSTEM, *(m for m in history[:-2] if m["role"] != "system")]
+    chatbox.send("What is the capital of France?")
+    chatbox.wait(timeout=60)
+    right(exercises.widget_conversation(chatbox, model, tokenizer))  # with a system prompt too
+
+
+def test_widget_sampling(chat_model, chatbox):
+    model, tokenizer = chat_model
+    wrong(exercises.widget_sampling(chatbox), "sample")
+    chatbox.decoding.value = "sample"
+    chatbox.temperature.value = 1.0
+    wrong(exercises.widget_sampling(chatbox), "0.7")
+    chatbox.temperature.value = 0.7
+    right(exercises.widget_sampling(chatbox))
+    right(exercises.widget_sampling(chatkit.ChatWidget(model, tokenizer, temperature=0.7)))
+
+
+def weather(city: str, unit: str = "celsius") -> str:
+    """The weather in a city.
+
+    Args:
+        city: The city's name.
+        unit: "celsius" or "fahrenheit".
+    """
+    return f"sunny in {city}"
+
+
+def celsius(fahrenheit: float) -> float:
+    """Degrees Fahrenheit in Celsius.
+
+    Args:
+        fahrenheit: The temperature in degrees Fahrenheit.
+    """
+    return (fahrenheit - 32) * 5 / 9
+
+
+def undocumented(city: str) -> str:
+    """The weather."""
+    return city
+
+
+def untyped(city):
+    """The weather.
+
+    Args:
+        city: The city.
+    """
+    return city
+
+
+def no_arguments() -> str:
+    """Today's date."""
+    return "2026-01-01"
+
+
+def test_tool_schema():
+    right(exercises.tool_schema(weather))
+    right(exercises.tool_schema(celsius))
+    wrong(exercises.tool_schema(undocumented), "get_json_schema refused")
+    wrong(exercises.tool_schema(untyped), "get_json_schema refused")
+    wrong(exercises.tool_schema(no_arguments), "at least one argument")
+    wrong(exercises.tool_schema(chatkit.tools.multiply), "of your own")
+    wrong(exercises.tool_schema("weather"), "the function itself")
+
+
+CALL = {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "multiply",
+                                                                              "arguments": {"a": 15, "b": 4}}}]}
+RESULT = {"role": "tool", "name": "multiply", "content": "60"}
+ANSWER = {"role": "assistant", "content": "15 times 4 is 60."}
+
+
+def test_tool_conversation(chat_model):
+    model, tokenizer = chat_model
+    right(exercises.tool_conversation([CALL, RESULT, ANSWER]))
+    question = [{"role": "user", "content": "What is 15 times 4?"}]
+    right(exercises.tool_conversation(question + [CALL, RESULT, ANSWER]))  # the whole chat is fine too
+    tools = [chatkit.tools.add, chatkit.tools.subtract, chatkit.tools.multiply, chatkit.tools.city_facts]
+    right(exercises.tool_conversation(chatkit.run_tools(model, tokenizer, question, tools, max_new_tokens=64)))
+    wrong(exercises.tool_conversation([ANSWER]), "no tool call")
+    wrong(exercises.tool_conversation([CALL, ANSWER]), "result is missing")
+    wrong(exercises.tool_conversation([CALL, RESULT]), "end with the model's answer")
+    wrong(exercises.tool_conversation({"messages": []}), "list of messages")
+
+
+def parse_with_regex(text):
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group())
+    except json.JSONDecodeError:
+        return None
+
+
+def parse_with_raw_decode(text):
+    decoder = json.JSONDecoder()
+    for start in (i for i, ch in enumerate(text) if ch == "{"):
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def test_parse_json():
+    right(exercises.parse_json(parse_with_regex))
+    right(exercises.parse_json(parse_with_raw_decode))
+    wrong(exercises.parse_json(json.loads), "raised JSONDecodeError")
+    wrong(exercises.parse_json(lambda text: parse_with_regex(text) or {}), "expected null")
+    wrong(exercises.parse_json(lambda text: json.loads(text) if text.startswith("{") and text.endswith("}") else None),
+          "your function returned None")
+
+
+def test_server_checks_compare_with_the_servers_greedy_reply(monkeypatch):
+    replies = {"What is 2 + 2?": "4.", "Hi!": "Hello!", "Hi!|Hello!|And you?": "I am fine."}
+    monkeypatch.setattr(exercises, "_server_reply",
+                        lambda url, model_id, messages: replies["|".join(m["content"] for m in messages)])
+    right(exercises.streamed_reply("4.", "What is 2 + 2?", "http://127.0.0.1:1", "m"))
+    wrong(exercises.streamed_reply("4", "What is 2 + 2?", "http://127.0.0.1:1", "m"), "delta.content")
+    wrong(exercises.streamed_reply(["4."], "What is 2 + 2?", "http://127.0.0.1:1", "m"), "one string")
+    chat = [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "And you?"}, {"role": "assistant", "content": "I am fine."}]
+    right(exercises.follow_up(chat, "http://127.0.0.1:1", "m"))
+    wrong(exercises.follow_up(chat[:2], "http://127.0.0.1:1", "m"), "four messages")
+    wrong(exercises.follow_up(chat[:3] + [{"role": "assistant", "content": "Hello!"}], "u", "m"), "whole chat")
+    wrong(exercises.follow_up([chat[0], {"role": "assistant", "content": "Hey"}, *chat[2:]], "u", "m"), "first reply")
+
+
+def test_tokens_per_second():
+    right(exercises.tokens_per_second(lambda completion, seconds: completion.usage.completion_tokens / seconds))
+    right(exercises.tokens_per_second(lambda c, s: (c.usage.total_tokens - c.usage.prompt_tokens) / s))
+    wrong(exercises.tokens_per_second(lambda c, s: c.usage.total_tokens / s), "not the prompt's")
+    wrong(exercises.tokens_per_second(lambda c, s: c.usage.completion_tokens * s), "usage says")
+    wrong(exercises.tokens_per_second(lambda c, s: c.tokens / s), "raised AttributeError")
