@@ -124,7 +124,9 @@ def main(argv=None):
             write_html(nb, args.out / path.with_suffix(".html").name)
         elif error is None:
             nbformat.write(nb, path)
-        rows.append((path.name, seconds, "ok" if error is None else f"failed: {error}"))
+        # a solution is keyed by its folder: solutions/01_quickstart.ipynb is not notebook 01's time
+        name = path.name if path.resolve().parent.name == "notebooks" else f"{path.resolve().parent.name}/{path.name}"
+        rows.append((name, seconds, "ok" if error is None else f"failed: {error}"))
     if args.record_times:
         record_times(args.record_times, [(name, seconds) for name, seconds, result in rows if result == "ok"])
     width = max(len(name) for name, _, _ in rows)
