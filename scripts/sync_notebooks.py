@@ -1,5 +1,7 @@
 """Write what every notebook shares from one place: its Colab badge, its install cell, its time line.
 
+Each solution in solutions/ gets its notebook's install cell; docs/workshop.md gets the table of times.
+
 - The repository's address comes from pyproject.toml (`[project.urls] Repository`): point it at a
   fork and run this script, and every badge and install cell follows.
 - The times come from notebooks/run_times.json, measured by `make run` (the embedded model) and
@@ -141,6 +143,15 @@ def main(argv=None):
         new = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
         if new != text:
             stale.append(path.name)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):  # a solution has its notebook's install cell
+        text = path.read_text(encoding="utf-8")
+        notebook = json.loads(text)
+        notebook["cells"][1]["source"] = install_cell(path.stem).splitlines(keepends=True)
+        new = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        if new != text:
+            stale.append(f"solutions/{path.name}")
             if not args.check:
                 path.write_text(new, encoding="utf-8")
     guide = GUIDE.relative_to(ROOT) if GUIDE.is_relative_to(ROOT) else GUIDE
