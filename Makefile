@@ -38,8 +38,7 @@ chromium:
 
 # Execute every notebook headless and offline on the embedded model; copies and HTML go to build/.
 run: $(STAMP)
-	$(BIN)/python scripts/execute_notebooks.py --out build $(NOTEBOOKS)
-	$(BIN)/python scripts/execute_notebooks.py --out build/solutions $(SOLUTIONS)
+	$(BIN)/python scripts/execute_notebooks.py --out build $(NOTEBOOKS) $(SOLUTIONS)
 
 # Unit tests, the examples in chatkit's docstrings, then every notebook and every solution under nbval
 # (outputs compared strictly).
@@ -52,9 +51,7 @@ REAL_MODEL_BUDGET_S ?= 300
 test-real: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py
 	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py)" \
-		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real $(NOTEBOOKS)
-	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py)" \
-		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real/solutions $(SOLUTIONS)
+		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real $(NOTEBOOKS) $(SOLUTIONS)
 
 # The course on Google Colab's own package versions (tests/colab/packages.txt) in a venv of its own:
 # chatkit installed as the notebooks' Colab cell does, no Colab package changed, every notebook run,
@@ -71,9 +68,9 @@ test-wheel: $(STAMP)
 test-serve: $(STAMP)
 	$(BIN)/python scripts/test_serve.py
 
-# Re-execute the notebooks in place (authors: after changing a notebook or the embedded model).
+# Re-execute the notebooks and solutions in place (authors: after changing one or the embedded model).
 notebooks: $(STAMP)
-	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
+	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS) $(SOLUTIONS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -20,6 +20,7 @@ from .counting import count_parameters
 from .generation import reply
 from .machine import COMMON_HARDWARE, GiB
 from .memory import model_footprint
+from .serving import ServerModel
 from .sizing import estimate_memory, kv_cache_bytes
 from .speed import decode_speed, weight_bytes_per_token
 from .templating import check_single_bos
@@ -407,11 +408,8 @@ def parse_json(function):
 
 
 def _server_reply(url, model_id, messages):
-    from openai import OpenAI
-
-    client = OpenAI(base_url=url + "/v1", api_key="not-needed")
-    answer = client.chat.completions.create(model=model_id, messages=messages, temperature=0, max_tokens=64)
-    return answer.choices[0].message.content
+    """The server's greedy reply, at most 64 tokens, through chatkit's own client (notebook 08 §8.4)."""
+    return reply(ServerModel(url, model_id), None, messages, max_new_tokens=64)
 
 
 @_check

@@ -118,14 +118,16 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         if error is None and args.max_seconds is not None and seconds > args.max_seconds:
             error = f"took {seconds:.0f} s, over the budget of {args.max_seconds:.0f} s"
+        # a solution is named with its folder: solutions/01_quickstart.ipynb is not notebook 01 (its
+        # copy, its time)
+        name = path.name if path.resolve().parent.name == "notebooks" else f"{path.resolve().parent.name}/{path.name}"
         if args.out is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, args.out / path.name)
-            write_html(nb, args.out / path.with_suffix(".html").name)
+            target = args.out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, target)
+            write_html(nb, target.with_suffix(".html"))
         elif error is None:
             nbformat.write(nb, path)
-        # a solution is keyed by its folder: solutions/01_quickstart.ipynb is not notebook 01's time
-        name = path.name if path.resolve().parent.name == "notebooks" else f"{path.resolve().parent.name}/{path.name}"
         rows.append((name, seconds, "ok" if error is None else f"failed: {error}"))
     if args.record_times:
         record_times(args.record_times, [(name, seconds) for name, seconds, result in rows if result == "ok"])

@@ -132,28 +132,31 @@ def synced_guide(text, names=None, times=None):
     return f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}"
 
 
+def _with_install_cell(notebook, name):
+    notebook["cells"][1]["source"] = install_cell(name).splitlines(keepends=True)
+    return notebook
+
+
+def _rewrite(path, change, check):
+    """True when `change(notebook)` differs from the file; then it is written, unless `check`."""
+    text = path.read_text(encoding="utf-8")
+    new = json.dumps(change(json.loads(text)), indent=1, ensure_ascii=False) + "\n"
+    if new != text and not check:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a notebook or docs/workshop.md differs")
     args = parser.parse_args(argv)
     stale = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        text = path.read_text(encoding="utf-8")
-        notebook = synced(json.loads(text), path.stem)
-        new = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
-        if new != text:
+        if _rewrite(path, lambda notebook: synced(notebook, path.stem), args.check):
             stale.append(path.name)
-            if not args.check:
-                path.write_text(new, encoding="utf-8")
     for path in sorted((ROOT / "solutions").glob("*.ipynb")):  # a solution has its notebook's install cell
-        text = path.read_text(encoding="utf-8")
-        notebook = json.loads(text)
-        notebook["cells"][1]["source"] = install_cell(path.stem).splitlines(keepends=True)
-        new = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
-        if new != text:
+        if _rewrite(path, lambda notebook: _with_install_cell(notebook, path.stem), args.check):
             stale.append(f"solutions/{path.name}")
-            if not args.check:
-                path.write_text(new, encoding="utf-8")
     guide = GUIDE.relative_to(ROOT) if GUIDE.is_relative_to(ROOT) else GUIDE
     try:
         text = GUIDE.read_text(encoding="utf-8")

@@ -102,6 +102,9 @@ MODELS_02 = ["SmolLM2-360M-Instruct", "Qwen2.5-0.5B-Instruct", "Llama-3.2-1B-Ins
              "Mistral-Nemo-Instruct-2407", "Mixtral-8x7B-Instruct-v0.1", "Llama-3.1-70B-Instruct"]
 
 
+CATALOG_ID = {name.rsplit("/", 1)[-1]: name for name in CATALOG}
+
+
 def test_fit_16gb_accepts_short_names_and_repo_ids_in_any_container():
     fits = [n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=4096).fits(16 * 2**30)]
     assert 2 < len(fits) < len(MODELS_02)
@@ -115,9 +118,6 @@ def test_fit_16gb_accepts_short_names_and_repo_ids_in_any_container():
     wrong(exercises.fit_16gb(fits + ["Llama-3.1-70B-Instruct"], MODELS_02), "1 of your models do not fit")
     wrong(exercises.fit_16gb(fits + ["gpt-4"], MODELS_02), "not in it")
     wrong(exercises.fit_16gb("SmolLM2-360M-Instruct", MODELS_02), "not one string")
-
-
-CATALOG_ID = {name.rsplit("/", 1)[-1]: name for name in CATALOG}
 
 
 @pytest.fixture(scope="module")
