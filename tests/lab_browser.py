@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+PROMPTS = ".jp-CodeCell .jp-InputArea-prompt"  # a code cell's "[ ]:", "[*]:" (running or queued) or "[3]:"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -173,6 +174,7 @@ class LabPage:
 
     def __init__(self, browser, server, notebook, timeout_ms=40_000):
         """Start opening `notebook`; call `wait_for_kernel()` before using it (pages load in parallel)."""
+        self.notebook = notebook
         self.page = browser.new_page(viewport={"width": 1280, "height": 1000})
         self.page.set_default_timeout(timeout_ms)
         self.page.goto(server.notebook_url(notebook), wait_until="commit")
@@ -189,19 +191,39 @@ class LabPage:
             }"""
         )
 
-    def run_all(self):
-        """Run > Run All Cells; returns at once (see `wait_until_cells_done`)."""
-        self.page.click(".lm-MenuBar-item:has-text('Run')")
-        self.page.click('.lm-Menu-item[data-command="runmenu:run-all"]')
+    def run_all(self, tries=3):
+        """Run > Run All Cells; returns once a cell has started (see `wait_until_cells_done`).
 
-    def wait_until_cells_done(self, timeout_ms=60_000):
-        self.page.wait_for_function(
-            """() => {
-                const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-                return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-            }""",
-            timeout=timeout_ms,
-        )
+        A click on a menu that is not ready yet is lost, so it is tried again if no cell starts.
+        """
+        for _ in range(tries):
+            self.page.click(".lm-MenuBar-item:has-text('Run')")
+            self.page.click('.lm-Menu-item[data-command="runmenu:run-all"]')
+            try:
+                self.page.wait_for_function(
+                    f"() => [...document.querySelectorAll('{PROMPTS}')].some(p => /^\\[(\\*|\\d+)\\]:$/.test(p.textContent.trim()))",
+                    timeout=15_000,
+                )
+                return
+            except Exception:
+                self.page.keyboard.press("Escape")
+        raise AssertionError(f"Run All Cells started no cell in {self.notebook} after {tries} tries")
+
+    def prompts(self):
+        return [p.strip() for p in self.page.locator(PROMPTS).all_inner_texts()]
+
+    def wait_until_cells_done(self, timeout_ms=120_000):
+        try:
+            self.page.wait_for_function(
+                f"""() => {{
+                    const prompts = [...document.querySelectorAll('{PROMPTS}')];
+                    return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+                }}""",
+                timeout=timeout_ms,
+            )
+        except Exception as error:
+            raise AssertionError(f"the cells of {self.notebook} did not all finish within {timeout_ms / 1000:.0f} s; "
+                                 f"their prompts: {self.prompts()}") from error
 
     def error_outputs(self):
         """Text of every stderr or error output in the notebook (tracebacks render as stderr)."""

@@ -94,7 +94,7 @@ def test_quickstart_runs_in_jupyterlab_without_errors(lab_pages):
     lab_page = lab_pages["01_quickstart.ipynb"]
     lab_page.wait_until_cells_done()
     assert lab_page.error_outputs() == []
-    prompts = lab_page.page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
-    assert prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
+    prompts = lab_page.prompts()
+    assert prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     lab_page.page.screenshot(path=SCREENSHOTS / "01_quickstart.png")
