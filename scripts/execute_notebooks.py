@@ -51,6 +51,7 @@ def execute(path, timeout=600):
     except CellExecutionError as error:
         return nb, failure_summary(str(error))
     drop_widget_views(nb)
+    merge_streams(nb)
     return nb, None
 
 
@@ -76,6 +77,24 @@ def drop_widget_views(nb):
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             output.get("data", {}).pop(WIDGET_VIEW, None)
+
+
+def merge_streams(nb):
+    """Join a cell's consecutive stdout (or stderr) outputs into one, as Jupyter shows them.
+
+    The kernel sends printed text in pieces as its buffer flushes; where one piece ends depends on
+    timing, so unmerged pieces would change the stored notebook from run to run.
+    """
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            if (merged and output.get("output_type") == "stream" == merged[-1].get("output_type")
+                    and output["name"] == merged[-1]["name"]):
+                merged[-1]["text"] += output["text"]
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = merged
 
 
 def write_html(nb, target):

@@ -30,8 +30,11 @@ def test_committed_outputs_are_clean(path):
     notebook = json.loads(path.read_text(encoding="utf-8"))
     assert "widgets" not in notebook["metadata"], "widget state saved: execute with store_widget_state=False"
     assert notebook["metadata"].get("kernelspec"), "no kernelspec: JupyterLab would ask for a kernel"
-    for cell in notebook["cells"]:
+    for index, cell in enumerate(notebook["cells"]):
         assert "execution" not in cell.get("metadata", {}), "timing metadata saved"
+        streams = [output.get("name") if output["output_type"] == "stream" else None for output in cell.get("outputs", [])]
+        assert not any(a is not None and a == b for a, b in zip(streams, streams[1:])), (
+            f"cell {index}: its printed text is split in pieces: execute with scripts/execute_notebooks.py")
     problems = []
     for index, output in _outputs(path):
         text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
