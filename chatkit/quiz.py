@@ -166,6 +166,12 @@ QUIZZES = {
            "It decodes the requests in flight together, and a step for many costs little more than one",
            "It answers the short questions first"), 1, "§8.3 measures it: the room waits less and gets far more "
           "tokens per second; without it the requests compete for the same cores, and waits grow with the room."),
+        Q("Served with continuous batching in bfloat16, a greedy reply differs from the pipeline's. Why?",
+          ("The server samples even at temperature 0",
+           "A batch's matrix products have other shapes and round differently, and a near-tie between two "
+           "tokens can flip", "The server runs another model"), 1,
+          "§8.3: one by one the replies are the pipeline's; batched in float32, whose rounding is 2**16 times "
+          "finer, they are the pipeline's again."),
         Q("How do you open a `transformers serve` server to a room safely?",
           ("Bind it to 0.0.0.0: the traffic is encrypted", "Set HF_TOKEN on the server",
            "Keep it on loopback and reach it through an SSH tunnel, or put a proxy that checks a key in front"), 2,
