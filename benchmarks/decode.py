@@ -18,6 +18,12 @@ Methods (CPU):
     chatkit_reply     chatkit.reply(model, tokenizer, chat) on the same model: chatkit's own overhead
     chatkit_fast      chatkit.fast_decoding.prepare_for_decoding(model) + chatkit.reply(..., **fast_generate_kwargs)
     static_compile    (--compile) generate with a static cache + torch.compile
+
+Methods (--gpu; Llama-3-8B shapes, random bf16 weights):
+    generate          eager model.generate (also timed before anything is compiled, and with 1 CPU thread)
+    chatkit_fast      chatkit's recommended path: fast_generate_kwargs (static cache, fullgraph compile)
+    compiled_forward  a greedy loop around the compiled forward alone (what generate's own loop costs)
+plus the matrix kernels alone (speed.matrix_time_per_token) and a kernel profile of chatkit_fast.
 """
 
 import argparse
@@ -83,20 +89,94 @@ def cpu_methods(model, tokenizer, chat, with_compile):
     return methods, extra
 
 
-def gpu_methods(model, new_tokens):
+def gpu_methods(model, new_tokens, device="cuda"):
+    """{name: function(new_tokens)} on a CUDA model: eager, chatkit's path, the compiled forward alone.
+
+    The compiled methods keep one static cache of a fixed length (reset before each call), so a call
+    for 1 token and one for `new_tokens` replay the same compiled graph instead of compiling twice.
+    (transformers' default CompileConfig is left out: alternating two compile configs on one model
+    makes transformers re-wrap its compiled forward at every switch.)
+    """
+    from transformers import StaticCache
+
     vocab = model.config.vocab_size
-    input_ids = torch.randint(3, vocab, (1, 32), generator=torch.Generator().manual_seed(0)).to("cuda")
+    input_ids = torch.randint(3, vocab, (1, 32), generator=torch.Generator().manual_seed(0)).to(device)
     mask = torch.ones_like(input_ids)
+    max_len = input_ids.shape[1] + new_tokens
 
     def force(n):
         return dict(max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
-    compiled = fast_decoding.static_compile_kwargs()
+    fast = fast_decoding.fast_generate_kwargs(model)
+    cache = StaticCache(config=model.config, max_cache_len=max_len)
+    fast_with_cache = {k: v for k, v in fast.items() if k != "cache_implementation"}
+
+    def chatkit_fast(n):
+        cache.reset()
+        return model.generate(input_ids, attention_mask=mask, past_key_values=cache, **force(n), **fast_with_cache)
+
     methods = {
         "generate": lambda n: model.generate(input_ids, attention_mask=mask, **force(n)),
-        "static_compile": lambda n: model.generate(input_ids, attention_mask=mask, **force(n), **compiled),
+        "chatkit_fast": chatkit_fast,
+        "compiled_forward": compiled_forward_loop(model, input_ids, max_len),
     }
-    return methods, {"prompt_tokens": 32}
+    return methods, {"prompt_tokens": 32, "fast_kwargs": repr(fast)}
+
+
+def compiled_forward_loop(model, input_ids, max_len, mode="reduce-overhead"):
+    """A greedy loop around the compiled forward pass alone (no `generate`): what `generate` itself costs.
+
+    One static cache, reset before each run, so the CUDA graph replays on the same buffers.
+    """
+    from transformers import StaticCache
+
+    cache = StaticCache(config=model.config, max_cache_len=max_len)
+    step = torch.compile(model.forward, mode=mode, fullgraph=True)
+    device = input_ids.device
+
+    def run(n):
+        cache.reset()
+        position = torch.arange(input_ids.shape[1], device=device)
+        logits = model(input_ids, past_key_values=cache, cache_position=position, use_cache=True).logits
+        token = logits[:, -1:].argmax(-1)
+        for i in range(n - 1):
+            position = torch.tensor([input_ids.shape[1] + i], device=device)
+            token = step(token, past_key_values=cache, cache_position=position, use_cache=True).logits[:, -1:].argmax(-1)
+        return token
+
+    return run
+
+
+def kernel_profile(fn, new_tokens):
+    """Where a token's time goes on the GPU: matrix kernels, attention, everything else, and idle time.
+
+    Profiles one call of `fn(new_tokens)` (after warm-up) with torch.profiler; times are per decoded token.
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof, torch.inference_mode():
+        fn(new_tokens)
+        speed.synchronize("cuda" if torch.cuda.is_available() else "cpu")
+    wall = time.perf_counter() - start
+    kinds = {"matrix": 0.0, "attention": 0.0, "other": 0.0}
+    top = []
+    for event in prof.key_averages():
+        if event.device_type != DeviceType.CUDA:
+            continue
+        us = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
+        name = event.key.lower()
+        kind = ("matrix" if any(k in name for k in ("gemv", "gemm", "cutlass", "nvjet", "sm90_", "cublas", "splitk"))
+                else "attention" if any(k in name for k in ("flash", "attention", "fmha", "sdpa")) else "other")
+        kinds[kind] += us
+        top.append((us, event.key[:80], event.count))
+    per_token = {f"{k}_ms": round(v / 1e3 / new_tokens, 3) for k, v in kinds.items()}
+    busy = sum(kinds.values()) / 1e3 / new_tokens
+    top.sort(reverse=True)
+    return {**per_token, "gpu_busy_ms": round(busy, 3), "wall_ms": round(1e3 * wall / new_tokens, 3),
+            "idle_ms": round(1e3 * wall / new_tokens - busy, 3),
+            "top_kernels": [(name, count, round(us / 1e3 / new_tokens, 3)) for us, name, count in top[:8]]}
 
 
 def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
@@ -132,6 +212,23 @@ def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
                    "copy_gb_s_per_repeat": copies}
 
 
+def gpu_checks(model, new_tokens, device="cuda"):
+    """Eager `generate` before anything is compiled, with torch's threads and with one; the matrix kernels alone."""
+    ids = torch.randint(3, model.config.vocab_size, (1, 32), generator=torch.Generator().manual_seed(0)).to(device)
+    eager = {"generate": lambda n: model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                                                  min_new_tokens=n, do_sample=False)}
+    threads = torch.get_num_threads()
+    before, _ = run(eager, new_tokens, 3, device)
+    torch.set_num_threads(1)
+    one_thread, _ = run(eager, new_tokens, 3, device)
+    torch.set_num_threads(threads)
+    matrix_s = speed.matrix_time_per_token(model)
+    return {"eager_before_compile": {f"{threads}_threads_tok_s": round(before["generate"]["decode_tokens_per_s"], 1),
+                                     "1_thread_tok_s": round(one_thread["generate"]["decode_tokens_per_s"], 1)},
+            "matrix_kernels_alone": {"ms_per_token": round(1e3 * matrix_s, 3),
+                                     "gb_s": round(speed.weight_bytes_per_token(model) / matrix_s / 1e9)}}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hidden", type=int, default=1024)
@@ -160,9 +257,10 @@ def main(argv=None):
         # Llama-3-8B's shapes, random bf16 weights built directly on the GPU
         config = toy_models.llama_config(4096, 32, vocab_size=128256, intermediate_size=14336, head_dim=128, kv_heads=8)
         model = toy_models.random_model(config, "bfloat16", device="cuda")
+        result["gpu"] = torch.cuda.get_device_name(0)
+        result.update(gpu_checks(model, args.new_tokens))
         methods, extra = gpu_methods(model, args.new_tokens)
         device = "cuda"
-        result["gpu"] = torch.cuda.get_device_name(0)
     else:
         tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
         config = toy_models.llama_config(args.hidden, args.layers, vocab_size=len(tokenizer))
@@ -196,6 +294,11 @@ def main(argv=None):
         # and end to end (template, tokenizing, prefill, decoding, detokenizing: the whole call)
         result["chatkit_overhead_end_to_end"] = statistics.median(
             c / g - 1 for c, g in zip(rates["chatkit_reply"]["total_s_per_repeat"], rates["generate"]["total_s_per_repeat"]))
+    if args.gpu:
+        try:
+            result["profile"] = kernel_profile(methods["chatkit_fast"], args.new_tokens)
+        except Exception as error:  # the profiler's event names differ between torch versions
+            result["profile"] = f"failed: {type(error).__name__}: {error}"
     result["load_average_after"] = os.getloadavg()
 
     print(f"{result['model_parameters'] / 1e6:.0f}M parameters, {result['dtype']}, "

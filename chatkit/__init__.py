@@ -23,6 +23,7 @@ one question, in layers: a module imports only from the lines above its own, so 
     llama_cpp                           how fast is llama.cpp on the same model here (its llama-bench)?
     widgets                             a chat window in the notebook (imports ipywidgets when made)
     quiz                                a few questions on each notebook's ideas, the reason after each
+    checking                            how is an answer checked? the verdict, need/check, "not answered yet"
     exercises                           is the learner's answer to a notebook's exercise right? a hint if not
     doctor, prefetch, __main__          is this machine ready for the course, and how to fix what is
                                         not? which models to download before a workshop without wifi?
@@ -41,6 +42,7 @@ from . import (
     chat_view,
     counting,
     doctor,
+    checking,
     dtypes,
     environment,
     exercises,

@@ -16,7 +16,7 @@ Example:
     >>> draft, _ = chatkit.load_model(chatkit.embedded_draft_path())
     >>> chat = [{"role": "user", "content": "What is the capital of France?"}]
     >>> ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
-    ...                                     return_dict=True)["input_ids"]
+    ...                                     return_dict=True)["input_ids"].to(target.device)
     >>> result = compare_assisted(target, ids, draft=draft, new_tokens=16, repeats=1)
     >>> result.identical, result.tokens_per_target_pass >= 1
     (True, True)

@@ -26,7 +26,38 @@ _TOOL_CALL = '{"type": "function", "function": {"name": "get_weather", "argument
 
 
 def _describe(value):
-    return f"{type(value).__name__} {value!r}" if len(repr(value)) <= 40 else type(value).__name__
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int over 4,300 digits, or a list nested thousands deep
+        return type(value).__name__
+    return f"{type(value).__name__} {text}" if len(text) <= 40 else type(value).__name__
+
+
+def lone_surrogate(value):
+    """Where `value` (a string, or lists and dicts of them) holds a lone surrogate: "" for the string itself,
+    "[0]['text']" inside; None if nowhere.
+
+    A lone surrogate ("\\ud800", half of a UTF-16 pair, left by a bad decode or a JSON escape) is a Python
+    string but not text: it cannot be encoded as UTF-8, so a tokenizer would fail on it, far from its cause.
+
+    Example:
+        >>> lone_surrogate([{"type": "text", "text": "a\\ud800"}])
+        "[0]['text']"
+    """
+    stack = [(value, "")]
+    while stack:  # a loop, not recursion: data nested thousands deep must not overflow the stack
+        value, where = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(value, dict):
+            stack += [(key, f"{where} (a key)") for key in value]
+            stack += [(item, f"{where}[{key!r}]") for key, item in value.items()]
+        elif isinstance(value, (list, tuple)):
+            stack += [(item, f"{where}[{number}]") for number, item in enumerate(value)]
+    return None
 
 
 def validate_chat(chat):
@@ -37,7 +68,8 @@ def validate_chat(chat):
     needs a string "text"; other blocks pass untouched). An assistant message may leave `content` out
     when it has `tool_calls`: a list of `{"type": "function", "function": {"name": ..., "arguments": ...}}`
     or flat `{"name": ..., "arguments": ...}`, where arguments are a dict or a string holding a JSON
-    object. A system message may only come first. Other keys are passed through untouched.
+    object. A system message may only come first. No string anywhere in a message may hold a lone surrogate
+    (see `lone_surrogate`). Other keys are passed through untouched.
     """
     if not isinstance(chat, list):
         raise ValueError(
@@ -77,6 +109,14 @@ def validate_chat(chat):
             if message.get(field) is not None and not isinstance(message[field], str):
                 raise ValueError(
                     f"message {index}: '{field}' must be a string, got {_describe(message[field])}"
+                )
+        for field, value in message.items():
+            where = lone_surrogate(value)
+            if where is not None:
+                raise ValueError(
+                    f"message {index}: {field!r}{where} holds a lone surrogate (such as '\\ud800', half of a "
+                    "UTF-16 pair), which is not text a tokenizer can read; remove it, or clean the text with "
+                    "text.encode('utf-8', 'replace').decode()"
                 )
         if role == "system" and index != 0:
             raise ValueError(
@@ -141,7 +181,7 @@ def _check_tool_calls(index, calls, no_content):
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # also a number over 4,300 digits, or too deep
                 raise ValueError(
                     f"{where}: 'arguments' is a string but not valid JSON ({error}); "
                     'write them as a dict, such as {"city": "Paris"}'
@@ -156,6 +196,26 @@ def _check_tool_calls(index, calls, no_content):
                 f"{where}: 'arguments' must be a dict (or a string holding a JSON object), "
                 f'got {_describe(arguments)}; write them as a dict, such as {{"city": "Paris"}}'
             )
+
+
+def split_system_prompt(chat):
+    """(the system prompt as text, the other messages) of a valid chat; "" when it has no system message.
+
+    A system message of text blocks is joined into one string. One with other blocks (an image) is not a
+    text prompt: ValueError, saying so.
+
+    Example:
+        >>> split_system_prompt([{"role": "system", "content": [{"type": "text", "text": "Be terse."}]}])
+        ('Be terse.', [])
+    """
+    if not chat or chat[0]["role"] != "system":
+        return "", list(chat)
+    content = chat[0]["content"]
+    others = sorted({block["type"] for block in content} - {"text"}) if isinstance(content, list) else []
+    if others:
+        raise ValueError(f"the system message has {', '.join(others)} blocks, but a system prompt is text only; "
+                         "write the system message as text")
+    return message_text(chat[0]), list(chat[1:])
 
 
 def message_text(message):

@@ -5,7 +5,8 @@
   config, by building the model on PyTorch's meta device (shapes only, no memory, no weights), with
   the split that decides its memory: experts, embeddings, the layers bitsandbytes quantizes.
 - `as_config(...)`: a transformers config from a dict, a catalogue entry, a folder or a model name,
-  after checking it states every field that fixes the size.
+  after checking it states every field that fixes the size, each a sensible number
+  (`check_config_numbers`: no negative layers, no zero heads, no text where a count belongs).
 
 What it leaves out: architectures transformers does not implement (give the count directly), and
 remote-code models.
@@ -104,6 +105,40 @@ MOE_FIELDS = {
 }
 
 
+# Fields that count something (layers, heads, sizes): when a config states them, each must be a whole
+# number ≥ 1. sliding_window may also be 0 or None (no window). Sizing divides and multiplies by these,
+# so a nonsense value would come out as 0 GiB, negative bytes or a ZeroDivisionError far from its cause.
+COUNT_FIELDS = REQUIRED_FIELDS + (
+    "num_key_value_heads", "head_dim", "intermediate_size", "moe_intermediate_size", "max_position_embeddings",
+    "num_local_experts", "num_experts_per_tok",
+)
+
+
+def check_config_numbers(fields):
+    """Raise ValueError naming the field and its value when a config's counts are not whole numbers ≥ 1.
+
+    `fields` is a config as a dict (config.json's contents) or a transformers config. Fields the
+    config leaves out (or sets to None) are not checked here; `as_config` checks the required ones.
+
+    Example:
+        >>> check_config_numbers({"model_type": "llama", "num_hidden_layers": -3})
+        Traceback (most recent call last):
+        ...
+        ValueError: The 'llama' config says num_hidden_layers=-3: it must be a whole number ≥ 1. Fix it in config.json (or where it was set).
+    """
+    if not isinstance(fields, dict):
+        fields = fields.to_dict()
+    model_type = fields.get("model_type") or "model"
+    checks = [(name, 1) for name in COUNT_FIELDS + MOE_FIELDS.get(model_type, ())] + [("sliding_window", 0)]
+    for name, smallest in checks:
+        value = fields.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+            raise ValueError(
+                f"The {model_type!r} config says {name}={value!r}: it must be a whole number ≥ {smallest}"
+                f"{' (0 or None: no window)' if smallest == 0 else ''}. Fix it in config.json (or where it was set)."
+            )
 
 
 def _as_dict(config):
@@ -138,7 +173,9 @@ def as_config(config):
     from transformers import AutoConfig, PretrainedConfig
 
     if isinstance(config, PretrainedConfig) and not isinstance(config, type):
-        return config.get_text_config(decoder=True)
+        text_config = config.get_text_config(decoder=True)
+        check_config_numbers(text_config)
+        return text_config
     fields = _as_dict(config)
     model_type = fields.get("model_type")
     if not model_type:
@@ -153,6 +190,7 @@ def as_config(config):
             f"The {model_type!r} config is missing {', '.join(missing)}: these fix the model's size, "
             "and transformers would silently fill in its defaults. Copy them from the model's config.json."
         )
+    check_config_numbers(fields)
     try:
         built = AutoConfig.for_model(model_type, **{k: v for k, v in fields.items() if k != "model_type"})
     except ValueError as error:

@@ -22,7 +22,7 @@ from .formatting import GiB, format_bytes
 from .hub import (DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL, describe_model, embedded_model_path,
                   hub_offline_requested, hub_reachable)
 from .loading import load_model
-from .machine import cpu_features, machine_memory, on_colab
+from .machine import MachineMemory, cpu_features, machine_memory, on_colab, system_ram
 
 MIN_PYTHON = (3, 10)
 LOW_MEMORY = 2 * GiB  # below this much available, even a 135M model in fp32 plus a notebook gets tight
@@ -50,9 +50,19 @@ def requirements():
 
 
 def package_rows(wanted=None):
-    """A row per required package: installed, and at a version chatkit accepts."""
+    """A row per required package: installed, and at a version chatkit accepts.
+
+    Without chatkit's own metadata (a clone on PYTHONPATH, never pip-installed) its requirements are
+    unknown: one failing row says how to install it.
+    """
+    if wanted is None:
+        try:
+            wanted = requirements()
+        except metadata.PackageNotFoundError:
+            return [Row("chatkit", "fail", "imported from its folder, but not installed as a package, so its "
+                        "requirements are unknown", "run `pip install -e .` in the clone (or `make setup`)")]
     rows = []
-    for requirement in wanted if wanted is not None else requirements():
+    for requirement in wanted:
         spec = str(requirement.specifier) or "any version"
         try:
             version = metadata.version(requirement.name)
@@ -78,16 +88,25 @@ def python_row():
     return Row("Python", "fail", f"{found}, needs {need} or newer", f"install Python {need}+ and make the venv again")
 
 
-def memory_rows():
-    """System RAM, and the GPU's memory when there is one."""
-    import torch
+def _torch():
+    """torch, or None when it is not installed (the rows then say so, and go on)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
 
+
+def memory_rows():
+    """System RAM, and the GPU's memory when there is one (torch tells; without torch, RAM only)."""
+    torch = _torch()
+    memories = [MachineMemory("cpu", *system_ram())]
+    if torch is not None and torch.cuda.is_available():
+        memories.append(machine_memory("cuda"))
     rows = []
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for device in devices:
-        memory = machine_memory(device)
-        low = device == "cpu" and memory.available_bytes < LOW_MEMORY
-        rows.append(Row("GPU memory" if device == "cuda" else "RAM", "warn" if low else "ok",
+    for memory in memories:
+        low = memory.device == "cpu" and memory.available_bytes < LOW_MEMORY
+        rows.append(Row("GPU memory" if memory.device == "cuda" else "RAM", "warn" if low else "ok",
                         f"{format_bytes(memory.available_bytes)} available of {format_bytes(memory.total_bytes)}",
                         "close other programs (browser tabs, other notebooks' kernels)" if low else ""))
     return rows
@@ -95,8 +114,9 @@ def memory_rows():
 
 def maths_row():
     """Which 16-bit maths this machine does fast, and the dtype the course's fast path picks here."""
-    import torch
-
+    torch = _torch()
+    if torch is None:
+        return Row("16-bit maths", "fail", "not checked: torch is missing", "pip install torch")
     dtype, _ = decoding_dtype("cuda" if torch.cuda.is_available() else "cpu")
     features = cpu_features()
     cpu = ", ".join(features) if features else ("no fast 16-bit CPU flags" if features is not None
@@ -127,7 +147,9 @@ def model_rows(hub_models=(DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL)):
         load_model(embedded_model_path(), device_map=None)
         rows.append(Row("embedded model", "ok", f"{describe_model(embedded_model_path())} loads", ""))
     except Exception as error:  # noqa: BLE001 - any failure here is the row's finding
+        missing = isinstance(error, ImportError) and error.name
         rows.append(Row("embedded model", "fail", f"does not load: {type(error).__name__}: {error}",
+                        f"pip install {error.name.split('.')[0]}" if missing else
                         "reinstall chatkit: `make setup` in the repository, or the notebooks' install cell"))
     for name in hub_models:
         cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
@@ -164,7 +186,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m chatkit doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--no-models", action="store_true", help="skip loading the models (faster)")
     args = parser.parse_args(argv)
-    quiet()  # no progress bars or library logs between the rows
+    try:
+        quiet()  # no progress bars or library logs between the rows
+    except ImportError:
+        pass  # transformers is missing: its row says so
     rows = run_checks(load_models=not args.no_models)
     print(report(rows))
     return 1 if any(r.failed for r in rows) else 0

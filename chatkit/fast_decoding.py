@@ -132,7 +132,9 @@ def prepare_for_decoding(model, threads=None):
     plan.append(f"dtype: {str(dtype).replace('torch.', '')}" + (
         f" (the recommended one here: {why})" if dtype == best
         else f" (recommended here: {str(best).replace('torch.', '')}: {why})"))
-    plan.append("generate: static cache + torch.compile" if device.type == "cuda" else
+    plan.append("generate: static cache + torch.compile of the whole forward (fullgraph, CUDA graphs): eager "
+                "decoding on a GPU is bound by Python and kernel launches, not bandwidth (benchmarks/RESULTS.md)"
+                if device.type == "cuda" else
                 "generate: dynamic cache, no torch.compile (on a CPU compiling takes 15-30 s and gains little "
                 "over this path: benchmarks/RESULTS.md)")
     model.chatkit_decoding_plan = plan
@@ -151,25 +153,34 @@ def decoding_plan(model):
 def fast_generate_kwargs(model):
     """Extra `generate` keywords for chatkit's recommended path on this model's device.
 
-    GPU: a static KV cache plus `torch.compile` ("reduce-overhead": CUDA graphs), which removes
-    Python and kernel-launch overhead per token. CPU: none: compiling costs 15-30 s and gains little
-    over `prepare_for_decoding`'s path in chatkit's measurements (benchmarks/peer.py and
-    benchmarks/decode.py --compile; figures in benchmarks/RESULTS.md).
+    GPU: a static KV cache plus `torch.compile` of the whole forward pass as one graph
+    (`fullgraph=True`, mode "reduce-overhead": replayed as a CUDA graph), which removes the Python and
+    kernel-launch overhead that leaves an eager model far below the memory bandwidth even at 8B
+    parameters. CPU: none: compiling costs 15-30 s and gains little over `prepare_for_decoding`'s path
+    in chatkit's measurements (benchmarks/peer.py and benchmarks/decode.py --compile; figures in
+    benchmarks/RESULTS.md).
     """
     if model_device(model).type == "cuda":
-        return static_compile_kwargs()
+        return static_compile_kwargs(fullgraph=True)
     return {}
 
 
-def static_compile_kwargs(compile_on_cpu=False):
+def static_compile_kwargs(compile_on_cpu=False, fullgraph=False):
     """`generate` keywords for a static KV cache + torch.compile; `compile_on_cpu=True` allows it on a CPU.
 
     transformers compiles automatically only on accelerators; on a CPU its CompileConfig needs the
-    private flag `_compile_all_devices`.
+    private flag `_compile_all_devices`. `fullgraph=True` makes any graph break an error instead of
+    a silent fall-back to Python between compiled pieces.
     """
     from transformers import CompileConfig
 
-    config = CompileConfig(fullgraph=False, dynamic=False)
+    config = CompileConfig(fullgraph=fullgraph, dynamic=False)
     if compile_on_cpu:
         config._compile_all_devices = True
     return {"cache_implementation": "static", "compile_config": config}
+
+
+def eager_kwargs():
+    """`generate` keywords that keep decoding eager: on an accelerator, transformers compiles the
+    forward pass by itself whenever it is given a static cache, unless told not to."""
+    return {"disable_compile": True}

@@ -14,6 +14,12 @@ Both prefill like the pipeline: when the chat's last message is from the assista
 continues that message (`continue_final_message=True`) instead of starting a new one. Both also take a
 model behind a server (`chatkit.serving.ServerModel`, tokenizer None): the server does the five steps.
 
+The context guard: a prompt that, with the `max_new_tokens` asked for, does not fit in the model's
+context (its config's `max_position_embeddings`) is refused with `ContextTooLongError`, naming the
+numbers and the fix (`chatkit.fit_to_context`), instead of generating nonsense. A huge prompt is refused
+from its length in characters alone, before it is tokenized: no token spells more characters than the
+longest one in the vocabulary.
+
 Example:
     >>> import chatkit
     >>> model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
@@ -27,11 +33,19 @@ Example:
 import math
 import numbers
 import threading
+import weakref
 
 from .chat import validate_chat
 
 # generate() keywords that only make sense when sampling; kept out of greedy settings.
 SAMPLING_ONLY = ("temperature", "top_p", "top_k", "min_p", "typical_p")
+# Below this, dividing the scores by the temperature overflows (inf, then nan) and generate fails;
+# such a temperature means "always the most likely token", which temperature 0 (greedy) does exactly.
+MIN_TEMPERATURE = 1e-2
+
+
+class ContextTooLongError(ValueError):
+    """The prompt plus the reply asked for do not fit in the model's context; the message says how to fit."""
 
 
 def _is_number(value):
@@ -49,8 +63,9 @@ def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetit
     - repetition_penalty: passed when given (1.0 is "no penalty"; above 1 discourages repeats);
     - any other keyword (eos_token_id, stopping_criteria, ...) is passed through unchanged.
 
-    Raises ValueError for a negative temperature, a top_p outside (0, 1], a non-positive
-    max_new_tokens or repetition_penalty, or a `do_sample` that contradicts the temperature.
+    Raises ValueError for a negative temperature or one between 0 and MIN_TEMPERATURE (0.01), a top_p
+    outside (0, 1], a non-positive max_new_tokens or repetition_penalty, or a `do_sample` that
+    contradicts the temperature.
 
     Example:
         >>> generation_settings(max_new_tokens=64)
@@ -69,6 +84,12 @@ def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetit
         raise ValueError(
             f"temperature must be 0 or more and finite, got {temperature!r}; pass temperature=0 for greedy decoding "
             "(always the most likely token) or a positive value such as 0.7 to sample"
+        )
+    if temperature is not None and 0 < temperature < MIN_TEMPERATURE:
+        raise ValueError(
+            f"temperature={temperature!r} is too small to sample with: dividing the scores by it overflows "
+            f"to inf and nan. Pass temperature=0 for greedy decoding (what a tiny temperature tends to), "
+            f"or at least {MIN_TEMPERATURE}"
         )
     if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
         raise ValueError(
@@ -112,6 +133,67 @@ def _template_kwargs(chat):
     return {"add_generation_prompt": not prefill, "continue_final_message": prefill}
 
 
+def _check_tokenizer(tokenizer):
+    if not callable(getattr(tokenizer, "apply_chat_template", None)):
+        got = "None" if tokenizer is None else f"a {type(tokenizer).__name__}"
+        raise ValueError(
+            f"a local model needs its tokenizer to write the prompt, got {got}; pass the one chatkit.load_model "
+            "returned (model, tokenizer = chatkit.load_model(name)) or chatkit.load_tokenizer(name). Only a "
+            "model behind a server (chatkit.serving.ServerModel) takes tokenizer=None"
+        )
+
+
+def context_length(model):
+    """The most tokens `model` reads at once (its config's max_position_embeddings), or None when unknown."""
+    config = getattr(model, "config", None)
+    if callable(getattr(config, "get_text_config", None)):
+        config = config.get_text_config(decoder=True)
+    limit = getattr(config, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+_LONGEST_TOKEN = weakref.WeakKeyDictionary()  # tokenizer -> characters in its longest token, found once
+
+
+def _longest_token(tokenizer):
+    if tokenizer not in _LONGEST_TOKEN:
+        _LONGEST_TOKEN[tokenizer] = max(map(len, tokenizer.get_vocab()), default=0)
+    return _LONGEST_TOKEN[tokenizer]
+
+
+def _too_long(prompt, max_new_tokens, limit):
+    return ContextTooLongError(
+        f"the prompt takes {prompt} tokens, and max_new_tokens={max_new_tokens} asks for up to that many more: "
+        f"more than the {limit:,} tokens this model reads at once (its max_position_embeddings); past that its "
+        f"replies are nonsense. Fit the chat with chatkit.fit_to_context(chat, tokenizer, {limit}, "
+        f"max_new_tokens={max_new_tokens}) (it drops the oldest turns), start a shorter chat, ask for fewer "
+        "new tokens, or use a model with a longer context"
+    )
+
+
+def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0):
+    """Steps 2 and 3 of a reply: the chat template's text, tokenized once, after the context guard.
+
+    Raises ContextTooLongError when the prompt plus `max_new_tokens` exceed the model's context:
+    from the text's length alone when it is sure (a 1 MB message is refused at once), else from the
+    token count. Returns the inputs (input_ids, attention_mask) on the model's device.
+    """
+    _check_tokenizer(tokenizer)
+    text = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, **_template_kwargs(chat))
+    limit = context_length(model)
+    longest = _longest_token(tokenizer) if limit else 0
+    at_least = math.ceil(len(text) / longest) if longest else 0  # tokens, known without tokenizing
+    if limit and at_least + max_new_tokens > limit:
+        raise _too_long(f"at least {at_least:,} ({len(text):,} characters, and no token of this tokenizer "
+                        f"spells more than {longest})", max_new_tokens, limit)
+    # tokenize without adding special tokens: the template already wrote the BOS
+    inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+    used = inputs["input_ids"].shape[1]
+    if limit and used + max_new_tokens > limit:
+        raise _too_long(f"{used:,}", max_new_tokens, limit)
+    return inputs.to(model.device)
+
+
 def reply(model, tokenizer, chat, tools=None, **settings):
     """The assistant's reply to `chat`, made in the five steps a text-generation pipeline takes.
 
@@ -119,16 +201,17 @@ def reply(model, tokenizer, chat, tools=None, **settings):
     With greedy decoding the reply equals the pipeline's `generated_text[-1]["content"]`.
     `tools` (functions or JSON schemas) go to the chat template; the reply is then the raw text,
     tool calls included (`chatkit.tools.parse_reply` reads them).
+    A prompt that does not fit the model's context raises ContextTooLongError (see `encode_prompt`).
     """
     validate_chat(chat)
     if callable(getattr(model, "stream_chat", None)):  # a model behind a server (chatkit.serving.ServerModel)
-        return "".join(model.stream_chat(chat, **settings))
-    # 1. the model and tokenizer are given; 2. the chat template turns messages into one string
-    text = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, **_template_kwargs(chat))
-    # 3. tokenize without adding special tokens: the template already wrote the BOS
-    inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(model.device)
+        return "".join(model.stream_chat(chat, tools=tools, **settings))
+    kwargs = generation_settings(**settings)
+    # 1. the model and tokenizer are given; 2. the chat template turns messages into one string;
+    # 3. tokenize it (without adding a second BOS), refusing a prompt too long for the model
+    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"])
     # 4. generate
-    output = model.generate(**inputs, **generation_settings(**settings))
+    output = model.generate(**inputs, **kwargs)
     # 5. decode only the new tokens, leaving out the end-of-turn token
     new_tokens = output[0, inputs["input_ids"].shape[1]:]
     return tokenizer.decode(new_tokens, skip_special_tokens=True)
@@ -154,6 +237,7 @@ def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, **settings
     from it. Set `stop_event` (a `threading.Event`) to stop at the next token, e.g. from a Stop
     button; closing the generator early stops it too. An exception raised inside `generate` is
     re-raised here, in the caller. The chunks joined equal `reply()` with the same settings (and `tools`).
+    Like `reply()`, it refuses a prompt too long for the model's context before any thread starts.
     """
     from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -162,11 +246,9 @@ def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, **settings
         raise ValueError(f"stop_event must be a threading.Event (or None), got {type(stop_event).__name__}")
     kwargs = generation_settings(**settings)  # checked here, before any thread starts
     if callable(getattr(model, "stream_chat", None)):  # a model behind a server: it streams itself
-        yield from model.stream_chat(chat, stop_event=stop_event, **settings)
+        yield from model.stream_chat(chat, stop_event=stop_event, tools=tools, **settings)
         return
-    inputs = tokenizer.apply_chat_template(
-        chat, tools=tools, tokenize=True, return_dict=True, return_tensors="pt", **_template_kwargs(chat)
-    ).to(model.device)
+    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"])
     closed = threading.Event()  # set when the reader stops early
     events = [closed] + ([stop_event] if stop_event is not None else [])
     criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])

@@ -11,6 +11,12 @@ is read, runs the memory guard:
 - `check_fits(...)`: that estimate against the memory available here (`chatkit.machine`); when it
   does not fit, `NotEnoughMemoryError` names the smaller options and how to load each.
 
+Whatever cannot give a working model is one `ModelLoadError` that says why and what to do, never a
+model with random weights: a path to a file, an empty folder, a config.json that is not JSON or whose
+numbers make no sense (`num_hidden_layers=-2`), a folder with only a pickled `pytorch_model.bin`
+(safetensors only is the safe default), a truncated safetensors file, weights missing from the checkpoint
+or of the wrong shape.
+
 Example:
     >>> import chatkit
     >>> model, tokenizer = load_model(chatkit.embedded_model_path())
@@ -22,10 +28,12 @@ Example:
     chatkit.loading.ModelLoadError: There is no folder '/no/such/folder', and it is not a valid Hub id either. Check the path, or pass a Hub id like 'HuggingFaceTB/SmolLM2-360M-Instruct'.
 """
 
+import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
-from .counting import as_config
+from .counting import as_config, check_config_numbers
 from .dtypes import FLOAT_DTYPES, checkpoint_dtype, normalize_dtype, quantization_kind
 from .formatting import format_bytes
 from .hub import DEFAULT_HUB_MODEL, describe_model, hub_error_message, name_problem
@@ -36,10 +44,32 @@ class ModelLoadError(OSError):
     """A model could not be loaded; the message says why and what to do about it."""
 
 
-def _check_name(name):
+def _check_name(name, need_config=False):
+    """Refuse at once a name that cannot be a model: one clear message each, before transformers tries."""
+    path = Path(str(name)).expanduser() if isinstance(name, (str, os.PathLike)) else None
+    if path is not None and path.is_file():
+        gguf = f" with gguf_file={path.name!r}" if path.suffix == ".gguf" else ""
+        raise ModelLoadError(f"{str(name)!r} is a file; pass the folder that holds the model (config.json, the "
+                             f"weights, the tokenizer files) instead: {str(path.parent)!r}{gguf}")
     problem = name_problem(name)
     if problem is not None:
         raise ModelLoadError(problem)
+    if path is None or not path.is_dir():
+        return  # a Hub id
+    if not any(path.iterdir()):
+        raise ModelLoadError(f"The folder {str(name)!r} is empty: no model was saved there. Save one with "
+                             "model.save_pretrained(folder) and tokenizer.save_pretrained(folder), or check the path.")
+    config = path / "config.json"
+    if need_config and not config.is_file():
+        raise ModelLoadError(f"The folder {str(name)!r} has no config.json, so it is not a saved model (it has "
+                             f"{', '.join(sorted(p.name for p in path.iterdir())[:5])}). Check the path, or save "
+                             "the model there with model.save_pretrained(folder).")
+    if config.is_file():
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except ValueError as error:  # also a UnicodeDecodeError
+            raise ModelLoadError(f"{str(config)!r} is not valid JSON ({error}): the file is damaged or was cut "
+                                 "short. Download the model again, or fix the file.") from None
 
 
 def _raise_helpful(name, error):
@@ -72,25 +102,71 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
     when it exceeds the memory available (GPU memory, else RAM), `NotEnoughMemoryError` names the
     smaller options. `allow_oversize=True` skips it.
     """
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
 
     kwargs.setdefault("use_safetensors", True)
     kwargs.setdefault("trust_remote_code", False)
+    kwargs.pop("output_loading_info", None)  # load_model reads it itself, below
+    _check_name(name, need_config="gguf_file" not in kwargs)
     tokenizer = load_tokenizer(name, trust_remote_code=kwargs["trust_remote_code"])
-    try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=kwargs["trust_remote_code"])
+    try:  # the config as from_pretrained will build it: with what kwargs override (num_hidden_layers=...)
+        config, _ = AutoConfig.from_pretrained(name, return_unused_kwargs=True, **kwargs)
     except OSError as error:
         _raise_helpful(name, error)
     except ValueError:  # an architecture transformers does not know: from_pretrained will say so
         config = None
     if config is not None:
+        try:
+            check_config_numbers(config.get_text_config(decoder=True))
+        except ValueError as error:
+            raise ModelLoadError(f"Cannot load {describe_model(str(name))}: {error}") from None
         guard_loading(name, config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map,
+                                                           output_loading_info=True, **kwargs)
+    except RuntimeError as error:  # transformers refuses weights of the wrong shape (ignore_mismatched_sizes)
+        if "mismatched" not in str(error):
+            raise
+        raise _weights_do_not_match(name, "some weights have another shape than config.json says") from None
+    except SafetensorError as error:
+        raise ModelLoadError(f"A weights file (.safetensors) of {describe_model(str(name))} is damaged ({error}): "
+                             "it was probably cut short while downloading or copying. Download it again.") from None
     except OSError as error:
+        if kwargs["use_safetensors"] and "safetensors" in str(error) and hub_error_message(name, error) is None:
+            raise ModelLoadError(
+                f"{describe_model(str(name))} has no weights in safetensors format ({error}). chatkit loads "
+                "safetensors only, the safe default: a pytorch_model.bin is a pickle file, and loading one can "
+                "run any code hidden in it. Convert it to safetensors (load it once where you trust it, then "
+                "model.save_pretrained(folder) writes model.safetensors), or pass use_safetensors=False if you "
+                "trust the file."
+            ) from None
         _raise_helpful(name, error)
+    _check_weights(name, info, allow_mismatched=kwargs.get("ignore_mismatched_sizes", False))
     model.eval()
     return model, tokenizer
+
+
+def _check_weights(name, info, allow_mismatched=False):
+    """Refuse a model some of whose weights were not in the checkpoint: transformers made them up at random."""
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = [] if allow_mismatched else list(info.get("mismatched_keys") or ())
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} weights are missing from the checkpoint (e.g. {', '.join(missing[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} have another shape than config.json says (e.g. {mismatched[0]})")
+    if problems:
+        raise _weights_do_not_match(name, " and ".join(problems))
+
+
+def _weights_do_not_match(name, problem):
+    return ModelLoadError(
+        f"The weights of {describe_model(str(name))} do not match its architecture: {problem}. transformers "
+        "would fill them with random numbers, and the model would answer nonsense. The weights file is damaged "
+        "or belongs to another model: download the model again, or check that config.json and the weights "
+        "come from the same model."
+    )
 
 
 # ----------------------------------------------------------------------------- the memory guard

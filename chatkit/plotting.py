@@ -3,6 +3,7 @@
 - `plot_speed_vs_bytes()`: measured decode tokens/s against weight bytes read per token, log-log,
   with the memory-bandwidth prediction tokens/s = bandwidth ÷ bytes as a line;
 - `plot_bars()`: one bar per labelled measurement (dtypes, MoE against dense, methods);
+- `plot_token_time()`: the share of each model's time per token that each part takes (stacked bars);
 - `plot_first_token()`: time to first token against prompt length (prefill grows, decode does not).
 
 Figures are made without pyplot, so nothing is drawn twice or left open, and they draw themselves as
@@ -66,7 +67,7 @@ def plot_speed_vs_bytes(weight_bytes, tokens_per_s, bandwidth_gb_s, labels=None,
     ax.set_yscale("log")
     ax.set_xlabel("weights read per token (MB)")
     ax.set_ylabel("decode tokens/s (batch 1)")
-    ax.set_title(title or "Decoding speed is memory bandwidth ÷ bytes per token")
+    ax.set_title(title or "Decoding speed against memory bandwidth ÷ bytes per token", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return fig
@@ -86,6 +87,32 @@ def plot_bars(values, ylabel="tokens/s", title=None, annotate="{:.1f}"):
     if title:
         ax.set_title(title)
     ax.tick_params(axis="x", labelsize=8)
+    return fig
+
+
+def plot_token_time(labels, parts, title):
+    """Horizontal stacked bars: what share of each model's time per token goes to each named part.
+
+    `parts` is {part name: [seconds per model]}, as `chatkit.speed.token_time_parts` gives them; each
+    bar is 100% of that model's time per token, written at its end in milliseconds. A negative part
+    (an overlap of two others) is drawn as zero.
+    """
+    if not labels or any(len(v) != len(labels) for v in parts.values()):
+        raise ValueError("labels and every list in parts must be non-empty and of equal length.")
+    totals = [sum(values) for values in zip(*parts.values())]
+    fig, ax = _figure(height=0.45 * len(labels) + 2.0)
+    left = [0.0] * len(labels)
+    for i, (name, seconds) in enumerate(parts.items()):
+        widths = [100 * max(s, 0.0) / total for s, total in zip(seconds, totals)]
+        ax.barh(labels, widths, left=left, color=f"C{i}", label=name)
+        left = [a + b for a, b in zip(left, widths)]
+    for y, (x, total) in enumerate(zip(left, totals)):
+        ax.annotate(f"{1e3 * total:.1f} ms", (x, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.set_xlim(0, 115)
+    ax.set_xlabel("share of the time per token (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(parts))
+    ax.invert_yaxis()
     return fig
 
 

@@ -14,6 +14,8 @@ plus some overhead. This module makes each term exact where it can:
 
 What it simplifies: the overhead (activations, the CUDA context, allocator slack) is a stated fraction,
 not a measurement; and quantization is sized as transformers' bitsandbytes integration does it.
+A config's numbers are checked once, where configs are read (`chatkit.counting.check_config_numbers`):
+-3 layers or 0 heads is a ValueError naming the field, never 0 GiB or a ZeroDivisionError.
 
 Example:
     >>> round(estimate_memory("meta-llama/Meta-Llama-3-8B-Instruct", "bf16").weights / 1e9, 2)

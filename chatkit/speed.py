@@ -8,14 +8,14 @@ measures both sides of that formula on whatever machine it runs on (CPU, or a CU
   common hardware is sold with, and where each figure comes from;
 - `weight_bytes_per_token(model)`: the bytes one decoding step reads;
 - `decode_speed()`: tokens/s after the prompt (prefill excluded) and the time to the first token;
-  `prefill_speed()`, `time_to_first_token()`;
+  `prefill_speed()`, `time_to_first_token()`; `matrix_time_per_token()`: the matrix products alone;
 - `forward_cost_ratio()` / `experts_read()`: why verifying several tokens costs a Mixture-of-Experts
   model more than a dense one.
 
 Models to measure come from `chatkit.toy_models`; assisted generation is `chatkit.assisted`; the
 recommended fast path is `chatkit.fast_decoding`.
 
-What it simplifies: times are wall-clock medians of a few repeats on a machine that may be busy;
+What it simplifies: times are wall-clock bests or medians of a few repeats on a machine that may be busy;
 the bytes per token count weights only (the KV cache adds a little at short contexts).
 
 Example:
@@ -193,7 +193,10 @@ class DecodeSpeed:
 
 
 def timed_generate(model, input_ids, new_tokens, force_length=True, **generate_kwargs):
-    """(seconds, output ids) of one greedy `generate` call; `force_length` makes it run the full length."""
+    """(seconds, output ids) of one greedy `generate` call; `force_length` makes it run the full length.
+
+    A static cache passed as `past_key_values` is reset first, so every call starts from the prompt.
+    """
     import torch
 
     device = input_ids.device
@@ -204,6 +207,8 @@ def timed_generate(model, input_ids, new_tokens, force_length=True, **generate_k
     synchronize(device)
     start = time.perf_counter()
     with torch.inference_mode():
+        if getattr(kwargs.get("past_key_values"), "is_compileable", False):  # a static cache: start from the prompt
+            kwargs["past_key_values"].reset()
         output = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
     synchronize(device)
     return time.perf_counter() - start, output
@@ -216,12 +221,14 @@ def decode_speed(model, input_ids, new_tokens=32, repeats=3, warmup=True, force_
     to `new_tokens`; the difference is pure decoding: (generated - 1) / (t_n - t_1). With
     `force_length=True` generation runs the full length (`min_new_tokens`), so random models that
     emit the end token early still decode `new_tokens`; `False` lets a chat model stop at its end
-    token. Returns `(DecodeSpeed, output_ids)`; extra keywords go to `generate`.
+    token. Each time is the best of `repeats` (like `measure_bandwidth`'s: interference from other
+    programs only slows a run down). Returns `(DecodeSpeed, output_ids)`; extra keywords go to `generate`.
     """
     if not isinstance(new_tokens, int) or new_tokens < 2:
         raise ValueError(f"new_tokens must be a whole number ≥ 2 to time decoding, got {new_tokens!r}.")
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"input_ids must have shape (1, prompt_length) for batch 1, got {tuple(input_ids.shape)}.")
+    generate_kwargs = _one_static_cache(model, input_ids.shape[1] + new_tokens, generate_kwargs)
     if warmup:
         timed_generate(model, input_ids, 2, force_length, **generate_kwargs)
     # One token needs no drafting: time it without a draft or prompt lookup (they cannot speed up a
@@ -232,11 +239,74 @@ def decode_speed(model, input_ids, new_tokens=32, repeats=3, warmup=True, force_
         firsts.append(timed_generate(model, input_ids, 1, force_length, **first_kwargs)[0])
         total, output = timed_generate(model, input_ids, new_tokens, force_length, **generate_kwargs)
         totals.append(total)
-    first, total = statistics.median(firsts), statistics.median(totals)
+    first, total = min(firsts), min(totals)  # the best of the repeats: other programs only ever slow a run down
     generated = output.shape[1] - input_ids.shape[1]
     rate = (generated - 1) / max(total - first, 1e-9) if generated > 1 else float("nan")
     speed = DecodeSpeed(rate, first, generated, input_ids.shape[1], total)
     return speed, output
+
+
+def matrix_time_per_token(model, repeats=5):
+    """Seconds a token spends in the model's matrix products alone: each linear layer once, batch 1.
+
+    Almost every weight a token reads sits in these layers, so `weight_bytes_per_token(model)` ÷ this
+    time is the bandwidth the matrix kernels themselves reach. What a token takes beyond it is the
+    rest of the work: norms, attention, Python, `generate`'s bookkeeping, a kernel launch per operation.
+    """
+    import torch
+
+    device = model_device(model)
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    layers = [m for m in model.modules()
+              if hasattr(m, "in_features") and hasattr(m, "out_features") and not list(m.children())]
+    inputs = {m.in_features: torch.randn(1, 1, m.in_features, dtype=dtype, device=device) for m in layers}
+
+    def once():
+        synchronize(device)
+        start = time.perf_counter()
+        for layer in layers:
+            layer(inputs[layer.in_features])
+        synchronize(device)
+        return time.perf_counter() - start
+
+    with torch.inference_mode():
+        once()
+        return statistics.median(once() for _ in range(repeats))
+
+
+def token_time_parts(weight_bytes, copy_gb_s, token_s, matrix_s, fixed_s=0.0):
+    """A decoded token's time, in seconds, split four ways; the parts add up to `token_s`.
+
+    - "reading the weights": `weight_bytes` at the copy bandwidth, what the bandwidth rule predicts;
+    - "matrix kernels' shortfall": how much longer the matrix products alone take (`matrix_s`, from
+      `matrix_time_per_token`) than reading their bytes at the copy bandwidth;
+    - "fixed cost": what every token pays whatever the weights (`fixed_s`, from a thin twin);
+    - "the rest": what is left: attention, norms, the KV cache (negative where parts overlap).
+
+    Example:
+        >>> parts = token_time_parts(2e9, 40, token_s=0.1, matrix_s=0.08, fixed_s=0.005)
+        >>> {name: round(1e3 * s) for name, s in parts.items()}  # milliseconds
+        {'reading the weights': 50, "matrix kernels' shortfall": 30, 'fixed cost': 5, 'the rest': 15}
+    """
+    read = weight_bytes / (copy_gb_s * 1e9)
+    shortfall = max(matrix_s - read, 0.0)
+    return {"reading the weights": read, "matrix kernels' shortfall": shortfall, "fixed cost": fixed_s,
+            "the rest": token_s - read - shortfall - fixed_s}
+
+
+def _one_static_cache(model, max_cache_len, generate_kwargs):
+    """`cache_implementation="static"` replaced by one StaticCache for every call of a measurement.
+
+    `generate` would size a new static cache to each call's length, and a compiled forward pass
+    (automatic on a GPU) would then be compiled again for every length timed.
+    """
+    if generate_kwargs.get("cache_implementation") != "static":
+        return generate_kwargs
+    from transformers import StaticCache
+
+    kwargs = {key: value for key, value in generate_kwargs.items() if key != "cache_implementation"}
+    kwargs["past_key_values"] = StaticCache(config=model.config, max_cache_len=max_cache_len)
+    return kwargs
 
 
 def time_to_first_token(model, input_ids, repeats=3, **generate_kwargs):

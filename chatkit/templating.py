@@ -26,23 +26,56 @@ Example:
     <BLANKLINE>
 """
 
+from itertools import accumulate
+
 from .chat import message_text, validate_chat
+
+# Shared by the templates below. `text(content)`: a message's text, whether its content is a string or a
+# list of typed blocks (the text blocks joined; images and other blocks have no text to show) or absent.
+_TEXT = (
+    "{% macro text(content) %}"
+    "{% if content is string %}{{ content }}"
+    "{% elif content is iterable %}{% for block in content if block['type'] == 'text' %}{{ block['text'] }}{% endfor %}"
+    "{% endif %}"
+    "{% endmacro %}"
+)
+# Families whose format has no tool calls refuse them rather than drop them without a word.
+_NO_TOOL_CALLS = (
+    "{% if message['tool_calls'] is defined and message['tool_calls'] %}"
+    "{{ raise_exception('This format has no tool calls: render a chat with tool calls with the model\\'s own "
+    "chat template (tokenizer.apply_chat_template(chat, tools=...)) or with FAMILY_TEMPLATES[\"llama-3\"]') }}"
+    "{% endif %}"
+)
 
 # ChatML (OpenAI's format, used by Qwen, SmolLM and others): <|im_start|>role\ncontent<|im_end|>\n
 # for every role including system; the generation prompt opens an assistant turn. No BOS.
-CHATML = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+CHATML = _TEXT + (
+    "{% for message in messages %}" + _NO_TOOL_CALLS +
+    "{{ '<|im_start|>' + message['role'] + '\\n' + text(message['content']) + '<|im_end|>' + '\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
 # Llama 3: <|begin_of_text|> once, then per message a header <|start_header_id|>role<|end_header_id|>,
-# a blank line, the content (trimmed) and <|eot_id|>. System messages are supported.
-LLAMA_3 = (
+# a blank line, the content (trimmed) and <|eot_id|>. System messages are supported. Tool calls as
+# Llama 3.1 writes them: the assistant's message is the call as JSON, {"name": ..., "parameters": {...}},
+# one call per message, and the tool's result comes back under the role "ipython".
+LLAMA_3 = _TEXT + (
     "{{ '<|begin_of_text|>' }}"
     "{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{% set role = 'ipython' if message['role'] == 'tool' else message['role'] %}"
+    "{{ '<|start_header_id|>' + role + '<|end_header_id|>\\n\\n' }}"
+    "{% if message['tool_calls'] is defined and message['tool_calls'] %}"
+    "{% if message['tool_calls'] | length > 1 %}"
+    "{{ raise_exception('Llama 3 writes one tool call per assistant message: split the calls into assistant "
+    "messages of one call each, each followed by its tool result') }}"
+    "{% endif %}"
+    "{% set call = message['tool_calls'][0]['function'] if message['tool_calls'][0]['function'] is defined "
+    "else message['tool_calls'][0] %}"
+    "{{ '{\"name\": \"' + call['name'] + '\", \"parameters\": ' }}"
+    "{{ call['arguments'] if call['arguments'] is string else call['arguments'] | tojson }}{{ '}' }}"
+    "{% else %}{{ text(message['content']) | trim }}{% endif %}"
+    "{{ '<|eot_id|>' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
@@ -50,7 +83,7 @@ LLAMA_3 = (
 # Mistral-instruct (v0.1/v0.2): <s>[INST] user [/INST]assistant</s>[INST] ... ; roles must alternate
 # user/assistant and there is no system role (the template raises). [/INST] is itself the prompt for
 # the reply, so add_generation_prompt changes nothing.
-MISTRAL_INSTRUCT = (
+MISTRAL_INSTRUCT = _TEXT + (
     "{{ '<s>' }}"
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}"
@@ -58,15 +91,15 @@ MISTRAL_INSTRUCT = (
     "{% endif %}"
     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{% endif %}"
-    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
-    "{% else %}{{ message['content'] + '</s>' }}{% endif %}"
+    "{% endif %}" + _NO_TOOL_CALLS +
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + text(message['content']) + ' [/INST]' }}"
+    "{% else %}{{ text(message['content']) + '</s>' }}{% endif %}"
     "{% endfor %}"
 )
 
 # Gemma: <bos>, then <start_of_turn>role\ncontent<end_of_turn>\n with the assistant's role named
 # "model"; no system role (the template raises); roles must alternate.
-GEMMA = (
+GEMMA = _TEXT + (
     "{{ '<bos>' }}"
     "{% if messages[0]['role'] == 'system' %}"
     "{{ raise_exception('System role not supported') }}"
@@ -74,17 +107,17 @@ GEMMA = (
     "{% for message in messages %}"
     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{% endif %}"
+    "{% endif %}" + _NO_TOOL_CALLS +
     "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
-    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{{ '<start_of_turn>' + role + '\\n' + text(message['content']) | trim + '<end_of_turn>\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
 )
 
 # Zephyr: <|role|>\ncontent</s>\n for system, user and assistant; the prompt opens <|assistant|>.
-ZEPHYR = (
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '</s>\\n' }}"
+ZEPHYR = _TEXT + (
+    "{% for message in messages %}" + _NO_TOOL_CALLS +
+    "{{ '<|' + message['role'] + '|>\\n' + text(message['content']) + '</s>\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
@@ -205,6 +238,28 @@ def _turn_starts(chat, first):
     return [i for i in range(first, len(chat)) if chat[i]["role"] == "user"]
 
 
+def _estimated_first_fit(body, cuts, tokenizer, used, budget):
+    """The index in `cuts` of the first chat estimated to fit in `budget` tokens (the last when none is).
+
+    Each message's text is tokenized once (one batch); the template's markup is measured on the two
+    shortest candidates: what it adds per message, and what it adds once per prompt (BOS, generation
+    prompt, tool schemas). Cumulative sums then estimate every candidate at once.
+    """
+    sizes = [len(ids) for ids in tokenizer([message_text(m) for m in body], add_special_tokens=False)["input_ids"]]
+    kept = list(accumulate(reversed(sizes)))[::-1] + [0]  # kept[i]: text tokens of body[i:]
+    last = cuts[-1]
+    per_message = 0
+    if len(cuts) > 1:  # the two shortest candidates differ by one turn: its markup, per message
+        before = cuts[-2]
+        per_message = max(0, (used(before) - used(last) - (kept[before] - kept[last])) / (last - before))
+    once = used(last) - kept[last] - per_message * (len(body) - last)  # the system message included
+
+    def estimate(cut):
+        return once + kept[cut] + per_message * (len(body) - cut)
+
+    return next((i for i, cut in enumerate(cuts) if estimate(cut) <= budget), len(cuts) - 1)
+
+
 def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True, **template_kwargs):
     """Drop the oldest turns of `chat` until its prompt plus `max_new_tokens` fits in `max_tokens`.
 
@@ -236,24 +291,37 @@ def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True,
         )
     system = chat[:1] if chat[0]["role"] == "system" else []
     body = chat[len(system):]
-    starts = _turn_starts(body, 0)
     # Cut points: before each turn, oldest first; keep at least the last turn (or the whole body if it
     # has no user message to cut at).
-    cuts = [0] + [s for s in starts if s > 0]
-    for cut in cuts:
-        fitted = system + body[cut:]
-        used = count_prompt_tokens(fitted, tokenizer, **template_kwargs)
-        if used <= budget:
-            dropped = len(chat) - len(fitted)
-            if dropped and announce:
-                print(
-                    f"note: dropped the {dropped} oldest messages to fit {used} prompt tokens + "
-                    f"{max_new_tokens} new tokens in {max_tokens}"
-                    + (" (the system message was kept)" if system else "")
-                )
-            return [dict(message) for message in fitted], dropped
+    cuts = [0] + [s for s in _turn_starts(body, 0) if s > 0]
+    counted = {}
+
+    def used(cut):  # exact: the chat from `cut` on, rendered by the template and tokenized (once per cut)
+        if cut not in counted:
+            counted[cut] = count_prompt_tokens(system + body[cut:], tokenizer, **template_kwargs)
+        return counted[cut]
+
+    # Counting every candidate exactly would render the whole chat once per turn dropped: quadratic, minutes
+    # for 10,000 messages. Instead: estimate every candidate from each message's tokens (counted once),
+    # take the first that fits, then count exactly only around it, one turn at a time.
+    index = _estimated_first_fit(body, cuts, tokenizer, used, budget)
+    while index + 1 < len(cuts) and used(cuts[index]) > budget:  # too long yet: drop one more turn
+        index += 1
+    while index > 0 and used(cuts[index - 1]) <= budget:  # room for one more turn: keep it
+        index -= 1
+    tokens = used(cuts[index])
+    if tokens <= budget:
+        fitted = system + body[cuts[index]:]
+        dropped = len(chat) - len(fitted)
+        if dropped and announce:
+            print(
+                f"note: dropped the {dropped} oldest messages to fit {tokens} prompt tokens + "
+                f"{max_new_tokens} new tokens in {max_tokens}"
+                + (" (the system message was kept)" if system else "")
+            )
+        return [dict(message) for message in fitted], dropped
     raise ValueError(
-        f"even the last turn{' and the system message' if system else ''} take {used} tokens, more than the "
+        f"even the last turn{' and the system message' if system else ''} take {tokens} tokens, more than the "
         f"{budget} left for the prompt ({max_tokens} - max_new_tokens={max_new_tokens}); shorten them, "
         "ask for fewer new tokens, or use a model with a longer context"
     )

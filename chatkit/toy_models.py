@@ -4,7 +4,8 @@ Random weights decode exactly as fast as trained ones (speed depends on shapes a
 these stand in for real models of any size without a download:
 
 - `llama_config()` / `random_llama()` / `random_model()`: Llama-shaped models of a given width and depth;
-- `ladder_configs()`: a ladder from ~7M to ~540M parameters, sized to the memory available here;
+- `ladder_configs()`: a ladder from ~7M to ~540M parameters on a CPU, up to Llama 3 8B's shape on a GPU,
+  sized to the memory available there;
 - `random_moe()`: a Mixtral-style MoE and two dense twins (same total, same active parameters);
 - `zero_pad_mlp()` / `intermediate_size_for()`: the same function with many more bytes per token
   (a memory-bound target for assisted generation that agrees with the original model);
@@ -43,25 +44,40 @@ def llama_config(hidden_size, num_layers, vocab_size=8192, intermediate_size=Non
     )
 
 
-# (hidden, layers) of the ladder: roughly 7M, 27M, 69M, 168M and 537M parameters with an 8,192-token
-# vocabulary; shapes like real small models. Each rung reads at least 2.5x the bytes of the one
-# before, so "bigger is slower" stands out of the noise of a busy machine.
-LADDER_SHAPES = ((256, 4), (512, 6), (768, 8), (1024, 12), (2048, 10))
+# (hidden, layers) of the CPU ladder: roughly 7M, 27M, 69M, 169M, 536M and 837M parameters with an
+# 8,192-token vocabulary. Each rung is at least twice the one before, so "bigger is slower" stands out of the noise of a busy machine; the top rungs read gigabytes per token in fp32,
+# enough for a CPU's matrix kernels to approach its memory bandwidth.
+LADDER_SHAPES = ((256, 4), (512, 6), (768, 8), (1024, 12), (2048, 10), (2048, 16))
+
+# The GPU ladder: the shapes of real models (random weights), where a GPU's bandwidth starts to
+# matter: Llama 3.2 1B and 3B (tied embeddings) and Llama 3 8B.
+GPU_LADDER_SHAPES = {
+    "Llama-3.2-1B": dict(hidden_size=2048, num_layers=16, intermediate_size=8192, head_dim=64, kv_heads=8,
+                         vocab_size=128256, tie_word_embeddings=True),
+    "Llama-3.2-3B": dict(hidden_size=3072, num_layers=28, intermediate_size=8192, head_dim=128, kv_heads=8,
+                         vocab_size=128256, tie_word_embeddings=True),
+    "Llama-3-8B": dict(hidden_size=4096, num_layers=32, intermediate_size=14336, head_dim=128, kv_heads=8,
+                       vocab_size=128256),
+}
 
 
-def ladder_configs(quick=True, max_weight_bytes=None, dtype="float32"):
-    """Configs for a ladder of Llama models, small to large.
+def ladder_configs(quick=True, max_weight_bytes=None, dtype="float32", device=None):
+    """Configs for a ladder of Llama models, small to large, for the CPU or (`device="cuda"`) a GPU.
 
-    `quick=True`: the first three rungs (about 7M to 70M parameters), seconds on any laptop.
-    `quick=False`: rungs up to ~540M parameters, stopping where the weights would exceed
-    `max_weight_bytes` (default: a quarter of the memory available now).
+    CPU, `quick=True`: five rungs from about 7M to 540M parameters (2 GB per token in fp32), seconds
+    each; `quick=False` adds an 837M one. GPU: the shapes of Llama 3.2 1B and 3B and Llama 3 8B.
+    The ladder stops where the weights would exceed `max_weight_bytes` (default: a quarter of the
+    memory available now, on the device).
     """
+    on_gpu = str(device or "cpu").startswith("cuda")
     if max_weight_bytes is None:
-        max_weight_bytes = machine_memory().available_bytes // 4
-    shapes = LADDER_SHAPES[:3] if quick else LADDER_SHAPES
+        max_weight_bytes = machine_memory("cuda" if on_gpu else "cpu").available_bytes // (2 if on_gpu else 4)
+    if on_gpu:
+        candidates = [llama_config(**shape) for shape in GPU_LADDER_SHAPES.values()]
+    else:
+        candidates = [llama_config(hidden, layers) for hidden, layers in (LADDER_SHAPES[:5] if quick else LADDER_SHAPES)]
     configs = []
-    for hidden, layers in shapes:
-        config = llama_config(hidden, layers)
+    for config in candidates:
         if count_parameters(config).total * BYTES_PER_PARAM[normalize_dtype(dtype)] > max_weight_bytes:
             break
         configs.append(config)
@@ -89,7 +105,7 @@ def random_llama(hidden_size, num_layers, dtype="float32", device=None, seed=0, 
 
 
 def random_moe(hidden_size=512, num_layers=4, num_experts=8, experts_per_token=2, expert_size=1024,
-               vocab_size=8192, dtype="float32", seed=0):
+               vocab_size=8192, dtype="float32", seed=0, device=None):
     """A Mixtral-style MoE and two dense Llamas: same total parameters, and same active ones.
 
     Returns {"moe": ..., "dense_same_total": ..., "dense_same_active": ...}: the dense twins share the
@@ -108,10 +124,10 @@ def random_moe(hidden_size=512, num_layers=4, num_experts=8, experts_per_token=2
         pad_token_id=0, sliding_window=None,
     )
     return {
-        "moe": random_model(moe_config, dtype, seed=seed),
-        "dense_same_total": random_llama(hidden_size, num_layers, dtype, seed=seed, vocab_size=vocab_size,
+        "moe": random_model(moe_config, dtype, device, seed=seed),
+        "dense_same_total": random_llama(hidden_size, num_layers, dtype, device, seed=seed, vocab_size=vocab_size,
                                          intermediate_size=num_experts * expert_size),
-        "dense_same_active": random_llama(hidden_size, num_layers, dtype, seed=seed, vocab_size=vocab_size,
+        "dense_same_active": random_llama(hidden_size, num_layers, dtype, device, seed=seed, vocab_size=vocab_size,
                                           intermediate_size=experts_per_token * expert_size),
     }
 
@@ -197,7 +213,7 @@ def perturbed_copy(model, noise=0.4, seed=0):
     with torch.no_grad():
         for param in noisy.parameters():
             if param.is_floating_point() and param.numel() > 1:
-                spread = param.float().std()
+                spread = float(param.float().std())
                 param.add_((torch.randn(param.shape, generator=generator) * noise * spread).to(param))
     return noisy.eval()
 

@@ -25,20 +25,19 @@ Example:
 import threading
 import warnings
 
-from .chat import message_text, validate_chat
+from .chat import message_text, split_system_prompt, validate_chat
 from .chat_view import message_html, status_html
 from .generation import generation_settings, stream_reply
 from .hub import default_model, describe_model
 from .loading import load_model
 from .machine import on_colab
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
-from .tools import functions_by_name, parse_reply, tool_messages
+from .tools import MAX_TOOL_CALLS, ToolLoopError, functions_by_name, tool_loop
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the MIME type of a widget's view
 ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
-MAX_TOOL_CALLS = 4  # tool calls one message may lead to before the widget stops asking the model
 
 def _ipywidgets():
     """ipywidgets, imported only when a widget is made: the rest of chatkit works without a UI stack."""
@@ -91,8 +90,9 @@ class ChatWidget:
                              f"({MAX_NEW_TOKENS_LIMIT}); pass a smaller value")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ValueError(f"system_prompt must be a string (or None for none), got {type(system_prompt).__name__}")
+        if tools is not None:
+            functions_by_name(tools)  # ValueError now, not at the first message
         self.tools = tools
-        self._functions = functions_by_name(tools) if tools is not None else {}
         ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
@@ -173,24 +173,21 @@ class ChatWidget:
     def history(self, chat):
         """Replace the conversation (a streaming reply is stopped and dropped).
 
-        A leading system message fills the system field; without one, the field is cleared, so
-        `widget.history = chat` followed by `widget.history` gives `chat` back. `[]` clears everything.
-        A malformed chat raises ValueError (also shown in the widget) and changes nothing.
+        A leading system message fills the system field (text blocks joined); without one, the field is
+        cleared, so `widget.history = chat` followed by `widget.history` gives `chat` back. `[]` clears
+        everything. A malformed chat raises ValueError (also shown in the widget) and changes nothing.
         """
-        if not (isinstance(chat, list) and not chat):
-            try:
+        try:
+            if not (isinstance(chat, list) and not chat):
                 validate_chat(chat)
-            except ValueError as error:
-                self._show_status(f"history not changed: {error}", error=True)
-                raise
-        self._cancel_job()
-        messages = [dict(message) for message in chat]
-        system = ""
-        if messages and messages[0]["role"] == "system":
-            system = messages.pop(0)["content"]
-        with self._lock:
-            self._messages = messages
+            system, messages = split_system_prompt(chat)
+        except ValueError as error:
+            self._show_status(f"history not changed: {error}", error=True)
+            raise
+        self._cancel_job()  # everything checked: only now is the old conversation replaced
         self.system_prompt.value = system
+        with self._lock:
+            self._messages = [dict(message) for message in messages]
         self._render_view()
         self._show_status("")
 
@@ -216,6 +213,10 @@ class ChatWidget:
         still streaming, or the chat or settings were rejected (the widget says why).
         """
         from_box = text is None
+        if not from_box and not isinstance(text, str):
+            message = f"send() takes the message as a string, got {type(text).__name__}; write widget.send(\"Hi!\")"
+            self._show_status(message, error=True)
+            raise TypeError(message)
         text = (self.input.value if from_box else text).strip()
         if not text:
             return False
@@ -293,32 +294,45 @@ class ChatWidget:
         return chat, notes
 
     def _stream(self, job, chat, settings, reply_view, text):
-        new = []  # tool calls and their results, before the reply
+        views = [reply_view]  # the view the next reply streams into (send made the first one)
+
+        def generate(messages):
+            if not views:  # after a tool call and its results: a new assistant view, unless Stop came
+                if job.stop_event.is_set() or job.cancelled:
+                    return None  # the calls and their results stay; tool_loop asks for no new reply
+                views.append(self._message_widget("assistant", "", streaming=True))
+                self.view.children = self.view.children + (views[0],)
+            reply = ""
+            for piece in stream_reply(self.model, self.tokenizer, messages, stop_event=job.stop_event,
+                                      **settings, **({"tools": self.tools} if self.tools else {})):
+                reply += piece
+                if not job.cancelled:
+                    views[0].value = message_html("assistant", reply, streaming=True)
+            return reply
+
+        new = []  # the reply, and before it any tool calls and their results
         try:
             chat, job.notes = self._model_chat(chat, settings["max_new_tokens"])
             if job.notes and not job.cancelled:
                 self._show_status(" ".join(job.notes + ["replying…"]))
-            for _ in range(MAX_TOOL_CALLS + 1):
-                reply = ""
-                for piece in stream_reply(self.model, self.tokenizer, chat + new, stop_event=job.stop_event,
-                                          **settings, **({"tools": self.tools} if self.tools else {})):
-                    reply += piece
-                    if not job.cancelled:
-                        reply_view.value = message_html("assistant", reply, streaming=True)
-                message = parse_reply(self.tokenizer, reply) if self.tools else {"role": "assistant", "content": reply}
-                results = tool_messages(self._functions, message) if self.tools else []
-                if not results or job.stop_event.is_set() or job.cancelled:
-                    break
-                new += [message] + results
-                reply_view.value = message_html("assistant", message_text(message))
-                reply_view, views = self._message_widget("assistant", "", streaming=True), [
-                    self._message_widget("tool", result["content"]) for result in results]
-                self.view.children = self.view.children + tuple(views) + (reply_view,)
+            replies = (tool_loop(generate, self.tokenizer, chat, self.tools) if self.tools
+                       else [{"role": "assistant", "content": generate(chat)}])
+            try:
+                for message in replies:
+                    new.append(message)
+                    if message["role"] == "tool":
+                        self.view.children = self.view.children + (self._message_widget("tool", message["content"]),)
+                    else:
+                        views.pop().value = message_html("assistant", message_text(message))
+                        if job.stop_event.is_set() or job.cancelled:
+                            break  # stopped during this reply: it stays as written; a call in it is not run
+            except ToolLoopError:
+                job.notes.append(f"The limit of {MAX_TOOL_CALLS} tool calls was reached without an answer: the "
+                                 "calls so far are kept. Ask again, or check what the tools return.")
         except Exception as error:  # noqa: BLE001 - any failure must reach the reader, not kill the widget
             self._finish(job, failed=(text, error))
         else:
-            reply_view.value = message_html("assistant", message_text(message))
-            self._finish(job, new + [dict(message, content=message.get("content", ""))])
+            self._finish(job, new)
         finally:
             job.done.set()
 

@@ -34,8 +34,11 @@ def offline_env(model=None):
         os.environ["TQDM_DISABLE"] = "1"
 
 
-def execute(path, timeout=600):
-    """Execute one notebook in its own folder; return (notebook, error message or None)."""
+def execute(path, timeout=600, allow_errors=False):
+    """Execute one notebook in its own folder; return (notebook, error message or None).
+
+    `allow_errors=True` runs every cell even after an error (the error outputs stay in the notebook).
+    """
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
@@ -44,6 +47,7 @@ def execute(path, timeout=600):
         resources={"metadata": {"path": str(Path(path).parent)}},
         record_timing=False,
         store_widget_state=False,
+        allow_errors=allow_errors,
     )
     try:
         # The kernel process's own stderr holds only start-up chatter; cell output arrives via messages.

@@ -1,10 +1,10 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chatkit
 from chatkit import validate_chat
-from chatkit.chat import ROLES
+from chatkit.chat import ROLES, lone_surrogate
 
 USER = {"role": "user", "content": "Weather in Paris?"}
 CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
@@ -118,6 +118,19 @@ def test_every_shape_transformers_accepts_is_valid(chat):
         ([USER, calling(CALL), {"role": "tool"}], "message 2 has no 'content' field"),
         ([USER, calling(CALL), {"role": "tool", "content": "22", "tool_call_id": 1}], "message 2: 'tool_call_id'"),
         ([USER, calling(CALL), {"role": "tool", "content": "22", "name": ["f"]}], "message 2: 'name' must be a"),
+        # text that is not text: a lone surrogate breaks the tokenizer, so it is refused here, where it is
+        ([{"role": "user", "content": "\ud800"}], "message 0: 'content' holds a lone surrogate"),
+        ([USER, {"role": "user", "content": [{"type": "text", "text": "a\udfff"}]}],
+         "message 1: 'content'[0]['text'] holds a lone surrogate"),
+        (
+            [USER, calling({"type": "function", "function": {"name": "f", "arguments": {"city": "\ud800"}}})],
+            "message 1: 'tool_calls'[0]['function']['arguments']['city'] holds a lone surrogate",
+        ),
+        # JSON that Python refuses to read: nested too deep, or a number over 4,300 digits
+        ([USER, calling({"name": "f", "arguments": "[" * 100_000})], "message 1: 'tool_calls'[0]: 'arguments' is a st"),
+        ([USER, calling({"name": "f", "arguments": '{"a": ' + "1" * 5000 + "}"})], "message 1: 'tool_calls'[0]: 'ar"),
+        # a value too big to print still gets a message
+        ([{"role": 10**5000, "content": "Hi"}], "message 0: 'role' is int; it must be one of"),
     ],
 )
 def test_each_malformed_chat_names_the_message_and_field(chat, expected):
@@ -135,6 +148,7 @@ def test_each_malformed_chat_names_the_message_and_field(chat, expected):
         ([USER, calling({"arguments": {}})], '"function": {"name": "get_weather"'),
         ([{"role": "user", "content": ["Hi"]}], "make 'content' a string"),
         ([{"role": "user", "content": [{"type": "text"}]}], '{"type": "text", "text": "Hello!"}'),
+        ([{"role": "user", "content": "Hi \ud800"}], "remove it, or clean the text with text.encode("),
     ],
 )
 def test_errors_say_how_to_fix_it(chat, fix):
@@ -147,7 +161,7 @@ def test_errors_say_how_to_fix_it(chat, fix):
 TOOL_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message.role + '\\n' }}"
     "{% if message.content is string %}{{ message.content }}"
-    "{% elif message.content is defined %}{% for block in message.content %}"
+    "{% elif message.content %}{% for block in message.content %}"
     "{% if block.type == 'text' %}{{ block.text }}{% else %}<{{ block.type }}>{% endif %}{% endfor %}{% endif %}"
     "{% for call in message.tool_calls or [] %}{% set fn = call.function or call %}"
     "<tool_call>{{ fn.name }} {% if fn.arguments is string %}{{ fn.arguments }}"
@@ -184,7 +198,8 @@ def test_transformers_renders_the_accepted_shapes(chat, expected):
     assert tokenizer.apply_chat_template(validate_chat(chat), tokenize=False) == expected
 
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+           | st.builds(pow, st.just(10), st.just(5000)) | st.sampled_from(["\ud800", "Hi \udfff"]))
 anything = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -208,6 +223,7 @@ messages = st.fixed_dictionaries(
 chats = st.lists(messages | anything, max_size=4) | anything
 
 
+@settings(max_examples=200, deadline=None)
 @given(chats)
 def test_any_input_is_either_valid_or_a_value_error(chat):
     try:
@@ -222,3 +238,4 @@ def test_any_input_is_either_valid_or_a_value_error(chat):
                 assert all(isinstance(block["type"], str) for block in content)
             else:
                 assert isinstance(content, str) or (message["role"] == "assistant" and message["tool_calls"])
+        assert lone_surrogate(chat) is None  # every string in it can be encoded, so a tokenizer can read it

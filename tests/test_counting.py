@@ -166,3 +166,27 @@ def test_as_config_builds_a_transformers_config_from_a_dict_an_entry_or_a_folder
         counting.as_config({k: v for k, v in TINY["llama"].items() if k != "intermediate_size"})
     with pytest.raises(ValueError, match="Expected a config"):
         counting.as_config(3.5)
+
+
+# ------------------------------------------------------------- nonsense numbers, refused at the door
+@pytest.mark.parametrize("field, value", [
+    ("num_hidden_layers", -3), ("sliding_window", -1), ("hidden_size", -256), ("vocab_size", -1000),
+    ("num_attention_heads", 0), ("hidden_size", "256"), ("num_key_value_heads", 0), ("num_hidden_layers", True),
+    ("intermediate_size", 2.5),
+])
+def test_nonsense_numbers_in_a_config_name_the_field_and_its_value(field, value):
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(f"config says {field}={value!r}: it must be a whole number")):
+        counting.as_config({**TINY["llama"], field: value})
+    with pytest.raises(ValueError, match=re.escape(f"{field}={value!r}")):
+        counting.count_parameters({**TINY["llama"], field: value})
+
+
+def test_a_transformers_config_with_nonsense_numbers_is_refused_too():
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model("mistral", sliding_window=-1)  # transformers itself accepts it
+    with pytest.raises(ValueError, match=r"sliding_window=-1: it must be a whole number ≥ 0"):
+        counting.as_config(config)
+    assert counting.as_config({**TINY["llama"], "sliding_window": None}).sliding_window is None

@@ -1,13 +1,15 @@
-"""chatkit.exercises: every check takes several right answers and refuses several wrong ones, with a hint."""
+"""chatkit.exercises: every check takes several right answers and refuses several wrong ones, with a hint;
+an exercise left open says "Not answered yet", in the tests and in the committed notebooks."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 import chatkit
-from chatkit import counting, exercises, sizing
+from chatkit import checking, counting, exercises, sizing
 from chatkit.catalog import CATALOG
 from chatkit.machine import COMMON_HARDWARE
 
@@ -26,7 +28,127 @@ def test_an_unanswered_exercise_says_so_and_raises_nothing():
     for check, args in [(exercises.persona, (...,)), (exercises.greedy_reply, (..., None, None, None)),
                         (exercises.fit_16gb, ({"a"}, ...))]:
         verdict = check(*args)
-        assert not verdict and repr(verdict) == f"Not answered yet: {exercises.NOT_ANSWERED}"
+        assert not verdict and repr(verdict) == f"Not answered yet: {checking.NOT_ANSWERED}"
+
+
+def reply_text_placeholder(response):
+    """The text of the last reply in what `pipe(chat)` returned."""
+    ...
+
+
+def parse_json_placeholder(text):
+    ...
+
+
+def tokens_per_second_placeholder(completion, seconds):
+    """The reply's tokens per second."""
+
+    ...
+
+
+@pytest.mark.parametrize("check, placeholder", [(exercises.reply_text, reply_text_placeholder),
+                                                (exercises.parse_json, parse_json_placeholder),
+                                                (exercises.tokens_per_second, tokens_per_second_placeholder)])
+def test_a_function_left_as_its_placeholder_is_not_answered_yet(check, placeholder):
+    assert repr(check(placeholder)) == f"Not answered yet: {checking.NOT_ANSWERED}"
+
+
+def returns_none(text):
+    """Starts like the placeholder, but the learner wrote a body."""
+    return None
+
+
+def test_a_function_with_a_body_of_its_own_is_checked():
+    wrong(exercises.parse_json(returns_none), "your function returned None")
+    wrong(exercises.tokens_per_second(lambda completion, seconds: ...), "usage says")  # a value, not a body
+
+
+# ------------------------------------------------------------------ the committed notebooks' exercises
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def _exercise_cells(notebook):
+    """(index, source, output text) of each code cell that calls a check of chatkit.exercises."""
+    for index, cell in enumerate(notebook["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and re.search(r"^exercises\.\w+\(", source, re.MULTILINE):
+            text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                           for o in cell.get("outputs", []))
+            yield index, source, text
+
+
+def open_exercises_showing_more(notebook):
+    """Exercise cells whose verdict (the output's last line) is not "Not answered yet: ...", or that show
+    another verdict too, as "cell N: <output>". What else the cell prints (a config to read) may stay."""
+    shown = []
+    for index, _, text in _exercise_cells(notebook):
+        lines = text.strip().splitlines()
+        if (not lines or lines[-1] != f"Not answered yet: {checking.NOT_ANSWERED}"
+                or any(line.startswith(("Right: ", "Not yet: ")) for line in lines)):
+            shown.append(f"cell {index}: {text.strip()[-100:]!r}")
+    return shown
+
+
+def _cell(source, *outputs):
+    return {"cell_type": "code", "source": source.splitlines(keepends=True),
+            "outputs": [{"output_type": "execute_result", "data": {"text/plain": text}} for text in outputs]}
+
+
+def test_the_guard_on_committed_exercises_tells_an_open_exercise_from_a_verdict():
+    open_text = f"Not answered yet: {checking.NOT_ANSWERED}"
+    notebook = {"cells": [
+        {"cell_type": "markdown", "source": ["exercises.persona(my_chat) in prose is no exercise cell"]},
+        _cell("my_chat = ...\nexercises.persona(my_chat)", open_text),
+        _cell("print(smollm2)\ntotal = ...\nexercises.count_smollm2(total)", "{'model_type': 'llama'}\n", open_text),
+        _cell("def f(response):\n    ...\n\n\nexercises.reply_text(f)", "Not yet: your function returned None"),
+        _cell("exercises.two_turns(chat)", "Right: 2 replies, the turns alternate"),
+        _cell("exercises.two_turns(chat)\nexercises.persona(...)", "Not yet: a reply is empty\n", open_text),
+        _cell("exercises.persona(chat)"),  # never run
+    ]}
+    assert [line.split(":")[0] for line in open_exercises_showing_more(notebook)] == [f"cell {i}" for i in (3, 4, 5, 6)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_committed_exercises_show_only_not_answered_yet(path):
+    """A committed notebook shows its exercises open: no hint before the learner has done anything. (Fails
+    until the notebook is executed again after a check or a placeholder changed.)"""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    assert list(_exercise_cells(notebook)), "no exercise cell found"
+    assert open_exercises_showing_more(notebook) == []
+
+
+def _function_cells(folder, checks=None):
+    """(notebook, cell index, source, check) of each exercise cell that passes its check a function the
+    cell defines; or, given `checks`, of each exercise cell that calls one of them."""
+    for path in sorted((Path(__file__).parent.parent / folder).glob("*.ipynb")):
+        for index, source, _ in _exercise_cells(json.loads(path.read_text(encoding="utf-8"))):
+            called = re.search(r"^exercises\.(\w+)\((\w+)\)", source, re.MULTILINE)
+            if called is None:
+                continue
+            check, argument = called.groups()
+            defined = re.findall(r"^def (\w+)\(", source, re.MULTILINE)
+            if (check in checks) if checks is not None else (argument in defined):
+                yield path.name, index, source, check
+
+
+def test_function_exercises_run_as_jupyter_runs_them_say_not_answered_yet_or_right():
+    """Each notebook's exercise cell that defines its placeholder function says "Not answered yet" (what its
+    committed output will show once executed again); each solution's says "Right"."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    verdicts = {}
+    function_checks = {check for *_, check in _function_cells("notebooks")}
+    for folder, checks in (("notebooks", None), ("solutions", function_checks)):
+        for name, index, source, _ in _function_cells(folder, checks):
+            shell.user_ns["exercises"] = exercises
+            result = shell.run_cell(source, store_history=False)
+            assert result.success, (folder, name, index, result.error_in_exec)
+            verdicts[folder, name, index] = repr(result.result)
+    opened = [v for (folder, *_), v in verdicts.items() if folder == "notebooks"]
+    solved = [v for (folder, *_), v in verdicts.items() if folder == "solutions"]
+    assert len(opened) >= 3 and set(opened) == {f"Not answered yet: {checking.NOT_ANSWERED}"}, verdicts  # 1.3, 7.3, 8.2
+    assert len(solved) >= 3 and all(v.startswith("Right: ") for v in solved), verdicts
 
 
 SYSTEM = {"role": "system", "content": "You are a pirate."}
@@ -143,6 +265,26 @@ def test_single_bos(chat_model, rendered):
           "not the ids")
     batch = llama_style([text, text], add_special_tokens=False)["input_ids"]
     wrong(exercises.single_bos(batch, llama_style, text), "not a batch")
+    no_bos = llama_style(text, add_special_tokens=False)["input_ids"][1:]
+    wrong(exercises.single_bos(no_bos, llama_style, text[len(llama_style.bos_token):]), "do not start with the BOS")
+
+
+RECIPE = ("add_special_tokens", "tokenize=True", "add_generation_prompt", "do_sample", "max_new_tokens=32")
+
+
+def nudges(verdict):
+    """A hint that points at a step or an idea, and recites none of the arguments that make the answer."""
+    assert not verdict and not [word for word in RECIPE if word in verdict.message], verdict
+
+
+def test_the_bos_hints_nudge_without_the_recipe(chat_model, rendered):
+    from transformers import AutoTokenizer
+
+    chat, text = rendered
+    llama_style = AutoTokenizer.from_pretrained(chatkit.embedded_model_path(), add_bos_token=True)
+    doubled = exercises.single_bos(llama_style(text)["input_ids"], llama_style, text)
+    nudges(doubled)
+    assert "2 BOS tokens" in doubled.message and "which step" in doubled.message
 
 
 def test_fold_system(rendered):
@@ -171,6 +313,26 @@ def test_greedy_reply(chat_model, rendered):
     wrong(exercises.greedy_reply(with_prompt, model, tokenizer, chat), "holds the prompt")
     wrong(exercises.greedy_reply(by_hand[: len(by_hand) // 2], model, tokenizer, chat), "not the greedy reply")
     wrong(exercises.greedy_reply(out, model, tokenizer, chat), "decoded text")
+
+
+def test_the_greedy_reply_hints_nudge_toward_the_step_without_the_recipe(chat_model, rendered):
+    model, tokenizer = chat_model
+    chat, text = rendered
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**inputs, max_new_tokens=32, do_sample=False)
+    new_tokens = out[0][inputs["input_ids"].shape[1]:]
+    by_hand = tokenizer.decode(new_tokens, skip_special_tokens=True)
+    early = exercises.greedy_reply(by_hand[: len(by_hand) // 2], model, tokenizer, chat)
+    nudges(early)
+    assert "new tokens" in early.message
+    with_end_token = tokenizer.decode(new_tokens, skip_special_tokens=False)
+    if with_end_token.strip() != by_hand.strip():  # the reply ended with the end-of-turn token
+        runs_on = exercises.greedy_reply(with_end_token, model, tokenizer, chat)
+        nudges(runs_on)
+        assert "steps 4 and 5" in runs_on.message
+    other = exercises.greedy_reply("Arr, Paris it be, matey.", model, tokenizer, chat)
+    nudges(other)
+    assert "step 2" in other.message and "§3.2" in other.message
 
 
 def test_kv_cache_per_token():
@@ -206,6 +368,19 @@ def test_four_bit_ratio(four_bit, chat_model):
     wrong(exercises.four_bit_ratio(four_bit, 4.0), "not what this model measures")
     wrong(exercises.four_bit_ratio(chat_model[0], ratio), "load_in_4bit")
     wrong(exercises.four_bit_ratio(four_bit, 0), "positive number")
+
+
+def test_the_four_bit_check_leaves_the_why_to_the_quiz(four_bit):
+    """Exercise 4.2 asks why 4-bit saves less than 4×; quiz 4 asks it too, so the check must not say."""
+    from chatkit import memory, quiz
+
+    bf16_bytes = 2 * counting.count_parameters(four_bit.config).total
+    verdict = exercises.four_bit_ratio(four_bit, bf16_bytes / memory.model_footprint(four_bit))
+    right(verdict)
+    assert not [word for word in ("embedding", "norm", "scale", "16-bit", "lm_head") if word in verdict.message]
+    assert "quiz" in verdict.message
+    asked = [q for q in quiz.QUIZZES[4] if "4-bit" in q.text and "bytes per parameter" in q.text]
+    assert asked and all(word in asked[0].reason for word in ("embeddings", "norms", "scales"))
 
 
 def _fits(tokens):

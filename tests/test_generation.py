@@ -186,7 +186,7 @@ def test_an_early_stopped_stream_generates_fewer_tokens_than_asked(model, tokeni
     class Count(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
             calls.append(1)
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     stop = threading.Event()
     stop.set()
@@ -196,7 +196,7 @@ def test_an_early_stopped_stream_generates_fewer_tokens_than_asked(model, tokeni
 
 
 def test_closing_the_stream_early_stops_the_thread(model, tokenizer):
-    stream = stream_reply(model, tokenizer, CHAT, max_new_tokens=500)
+    stream = stream_reply(model, tokenizer, CHAT, max_new_tokens=400)  # CHAT + 400 fits the 512-token context
     next(stream)
     stream.close()  # joins the generate thread, which stops at its next token
     assert not any(t.name == "chatkit-generate" and t.is_alive() for t in threading.enumerate())
@@ -214,7 +214,7 @@ def test_errors_in_the_generate_thread_are_raised_in_the_caller(model, tokenizer
             self.steps += 1
             if self.steps == 3:
                 raise RuntimeError("boom at step 3")
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     received = []
     with pytest.raises(RuntimeError, match="boom at step 3"):
@@ -229,3 +229,61 @@ def test_stream_reply_checks_its_arguments_before_starting(model, tokenizer):
         next(stream_reply(model, tokenizer, CHAT, stop_event=True))
     with pytest.raises(ValueError, match="temperature"):
         next(stream_reply(model, tokenizer, CHAT, temperature=-1))
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def test_a_tiny_temperature_is_refused_and_zero_stays_greedy():
+    # was: accepted here, then generate failed on inf/nan scores
+    with pytest.raises(ValueError, match="temperature=1e-300 is too small.*temperature=0 for greedy"):
+        generation_settings(temperature=1e-300)
+    assert generation_settings(temperature=0.01)["temperature"] == 0.01
+    assert generation_settings(temperature=0)["do_sample"] is False
+
+
+def test_a_missing_tokenizer_says_how_to_get_one(model):
+    # was: AttributeError: 'NoneType' object has no attribute 'apply_chat_template'
+    for call in (lambda: reply(model, None, CHAT), lambda: next(stream_reply(model, None, CHAT))):
+        with pytest.raises(ValueError, match=r"needs its tokenizer.*got None.*chatkit.load_model"):
+            call()
+
+
+def test_a_prompt_longer_than_the_context_is_refused_with_the_numbers_and_the_fix(model, tokenizer):
+    chat = [{"role": "user", "content": "Tell me more. " * 150}]
+    prompt = chatkit.count_prompt_tokens(chat, tokenizer)
+    assert prompt > 512 == model.config.max_position_embeddings
+    for call in (lambda: reply(model, tokenizer, chat, max_new_tokens=16),
+                 lambda: next(stream_reply(model, tokenizer, chat, max_new_tokens=16))):
+        with pytest.raises(chatkit.generation.ContextTooLongError) as caught:
+            call()
+        message = str(caught.value)
+        assert f"the prompt takes {prompt:,} tokens, and max_new_tokens=16" in message
+        assert "the 512 tokens this model reads at once" in message
+        assert "chatkit.fit_to_context(chat, tokenizer, 512, max_new_tokens=16)" in message
+        assert "a model with a longer context" in message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_the_reply_asked_for_counts_too_and_a_prompt_that_fits_exactly_runs(model, tokenizer):
+    chat = [{"role": "user", "content": "What is the capital of France? " * 20}]
+    prompt = chatkit.count_prompt_tokens(chat, tokenizer)
+    with pytest.raises(chatkit.generation.ContextTooLongError, match=f"max_new_tokens={513 - prompt} "):
+        reply(model, tokenizer, chat, max_new_tokens=513 - prompt)
+    assert isinstance(reply(model, tokenizer, chat, max_new_tokens=512 - prompt), str)
+
+
+def test_a_one_megabyte_message_is_refused_at_once_without_tokenizing_it(model, tokenizer, monkeypatch):
+    # was: reply ran for 13+ minutes at 3 GB
+    import time
+
+    chat = CHAT + [{"role": "assistant", "content": "Paris."}, {"role": "user", "content": "x" * 1_000_000}]
+    tokenized = []
+    monkeypatch.setattr(type(tokenizer), "__call__", lambda self, *a, **k: tokenized.append(1))
+    start = time.perf_counter()
+    for call in (lambda: reply(model, tokenizer, chat), lambda: next(stream_reply(model, tokenizer, chat))):
+        with pytest.raises(chatkit.generation.ContextTooLongError, match=r"the prompt takes at least [\d,]+ "
+                           r"\(1,000,\d+ characters, and no token of this tokenizer spells more than \d+\)"):
+            call()
+    assert time.perf_counter() - start < 5 and not tokenized
+    assert chat[-1]["content"] == "x" * 1_000_000  # nothing the user typed is lost

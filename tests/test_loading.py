@@ -103,3 +103,106 @@ def test_guard_skips_what_it_cannot_size(model_dir):
     assert loading.guard_loading(model_dir, config) is None
     config.quantization_config = {"quant_method": "bitsandbytes", "load_in_4bit": True}
     assert loading.guard_loading(model_dir, config).dtype == "4bit"
+
+
+# ------------------------------------------- broken folders and files: one ModelLoadError each, never random weights
+@pytest.fixture
+def copy_of_the_embedded_model(tmp_path):
+    """copy(name, without=()) -> a folder holding the embedded model's files (but those left out)."""
+    import shutil
+    from pathlib import Path
+
+    def copy(name, without=()):
+        folder = tmp_path / name
+        folder.mkdir()
+        for file in Path(chatkit.embedded_model_path()).iterdir():
+            if file.name not in without:
+                shutil.copy(file, folder / file.name)
+        return folder
+
+    return copy
+
+
+def _state_dict():
+    from safetensors.torch import load_file
+
+    return load_file(f"{chatkit.embedded_model_path()}/model.safetensors")
+
+
+def test_a_pickle_only_folder_says_safetensors_is_the_default_and_how_to_go_on(copy_of_the_embedded_model):
+    folder = copy_of_the_embedded_model("bin-only", without=("model.safetensors",))
+    torch.save(_state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(chatkit.ModelLoadError) as info:  # was: "Error no file named model.safetensors found"
+        chatkit.load_model(str(folder), device_map=None)
+    message = str(info.value)
+    assert "chatkit loads safetensors only, the safe default" in message and "pickle" in message
+    assert "model.save_pretrained(folder)" in message and "use_safetensors=False if you trust the file" in message
+    model, _ = chatkit.load_model(str(folder), device_map=None, use_safetensors=False)  # trusted: it loads
+    assert torch.equal(model.model.embed_tokens.weight, _state_dict()["model.embed_tokens.weight"])
+
+
+def test_a_checkpoint_without_the_weights_is_refused_not_filled_with_random_numbers(copy_of_the_embedded_model):
+    folder = copy_of_the_embedded_model("broken-bin", without=("model.safetensors",))
+    torch.save({"nothing": torch.zeros(1)}, folder / "pytorch_model.bin")
+    with pytest.raises(chatkit.ModelLoadError,  # was: a model with random weights, and a log line
+                       match=r"do not match its architecture: \d+ weights are missing from the checkpoint"):
+        chatkit.load_model(str(folder), device_map=None, use_safetensors=False)
+
+
+def test_weights_of_the_wrong_shape_are_refused(copy_of_the_embedded_model):
+    from safetensors.torch import save_file
+
+    folder = copy_of_the_embedded_model("wrong-shape")
+    weights = _state_dict()
+    weights["model.layers.0.mlp.up_proj.weight"] = torch.zeros(10, 192)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(chatkit.ModelLoadError, match="another shape than config.json says"):
+        chatkit.load_model(str(folder), device_map=None)
+    model, _ = chatkit.load_model(str(folder), device_map=None, ignore_mismatched_sizes=True)  # asked for
+    assert model.model.layers[0].mlp.up_proj.weight.shape == (512, 192)
+
+
+def test_nonsense_numbers_passed_to_load_model_are_refused(model_dir):
+    with pytest.raises(chatkit.ModelLoadError, match=r"num_hidden_layers=-2: it must be a whole number ≥ 1"):
+        chatkit.load_model(model_dir, device_map=None, num_hidden_layers=-2)  # was: a 0-layer model
+    model, _ = chatkit.load_model(model_dir, device_map=None, num_hidden_layers=2)  # a sensible override loads
+    assert model.config.num_hidden_layers == 2 and len(model.model.layers) == 2
+
+
+def test_a_path_to_a_file_names_the_folder_to_pass_instead():
+    config = f"{chatkit.embedded_model_path()}/config.json"
+    for load in (chatkit.load_model, chatkit.load_tokenizer):
+        with pytest.raises(chatkit.ModelLoadError) as info:  # was: "There is no folder ..."
+            load(config)
+        assert f"{config!r} is a file; pass the folder" in str(info.value)
+        assert repr(chatkit.embedded_model_path()) in str(info.value)
+
+
+def test_an_empty_folder_says_it_is_empty(tmp_path):
+    for load in (chatkit.load_model, chatkit.load_tokenizer):  # was: "... install sentencepiece ..."
+        with pytest.raises(chatkit.ModelLoadError, match="is empty: no model was saved there"):
+            load(str(tmp_path))
+
+
+def test_a_folder_without_config_json_says_so(copy_of_the_embedded_model):
+    folder = copy_of_the_embedded_model("no-config", without=("config.json",))
+    with pytest.raises(chatkit.ModelLoadError, match="has no config.json, so it is not a saved model"):
+        chatkit.load_model(str(folder))
+
+
+def test_a_corrupt_config_json_is_one_clear_error(copy_of_the_embedded_model):
+    folder = copy_of_the_embedded_model("bad-config")
+    (folder / "config.json").write_text('{"model_type": "llama",')
+    for load in (chatkit.load_model, chatkit.load_tokenizer):  # was: a raw OSError from transformers
+        with pytest.raises(chatkit.ModelLoadError, match=r"config.json' is not valid JSON \(.*line 1"):
+            load(str(folder))
+
+
+@pytest.mark.parametrize("keep", [0.5, 5 / 8_000_000], ids=["half", "five-bytes"])
+def test_a_truncated_safetensors_file_is_one_clear_error(copy_of_the_embedded_model, keep):
+    folder = copy_of_the_embedded_model("truncated")
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:max(5, int(len(data) * keep))])
+    with pytest.raises(chatkit.ModelLoadError, match=r"\.safetensors\) of .* is damaged \(.*\): it was probably cut "
+                                                     r"short.*Download it again"):  # was: a raw SafetensorError
+        chatkit.load_model(str(folder), device_map=None)

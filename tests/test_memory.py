@@ -63,7 +63,7 @@ def test_4bit_footprint_is_stable_through_a_forward_pass(loaded):
     assert all(not getattr(m, "support_avx512bf16_for_cpu", False) for m in model.modules())
     before = memory.model_footprint(model)
     with torch.no_grad():
-        model(torch.tensor([[1, 2, 3, 4]]))
+        model(torch.tensor([[1, 2, 3, 4]], device=model.device))
     assert memory.model_footprint(model) == before
 
 

@@ -62,7 +62,7 @@ def test_the_modules_form_layers_without_a_circle():
 # The layers of chatkit/__init__.py's docstring, bottom first: a module imports from lower layers only.
 LAYERS = (
     {"chat", "chat_view", "catalog", "dtypes", "formatting", "held_out", "recorded", "quality", "plotting",
-     "llama_cpp", "quiz"},
+     "llama_cpp", "quiz", "checking"},
     {"hub"},
     {"machine"},
     {"counting"},

@@ -1,9 +1,13 @@
-"""chatkit.quiz: well-formed questions for every notebook, answered with widgets, without them, and as text."""
+"""chatkit.quiz: well-formed questions for every notebook, answered with widgets, without them, and as text;
+questions that test understanding (the right answer is not the longest choice, nor always at one letter),
+and no notebook that gives an answer away."""
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -192,3 +196,126 @@ def test_the_module_is_light_and_imports_no_other_chatkit_module():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=PACKAGE.parent)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# ------------------------------------------------------------------------------ the data and its balance
+ROOT = PACKAGE.parent
+QUESTIONS = [question for questions in quiz.QUIZZES.values() for question in questions]
+
+
+def _is_longest(question):
+    """The right choice is at least as long as every other: what a learner who picks the longest finds."""
+    return len(question.choices[question.answer]) == max(map(len, question.choices))
+
+
+def _is_shortest(question):
+    return len(question.choices[question.answer]) == min(map(len, question.choices))
+
+
+def test_the_questions_come_from_the_data_file_by_notebook_number(tmp_path):
+    assert quiz.QUIZZES == quiz.load_quizzes(quiz.DATA_FILE)
+    assert quiz.DATA_FILE.parent.name == "data" and quiz.DATA_FILE.parent.parent == PACKAGE
+    later = {"quizzes": {"9": [{"question": "Q?", "choices": ["x", "y", "z"], "answer": "c", "reason": "§9.1."}]}}
+    (tmp_path / "quizzes.json").write_text(json.dumps(later), encoding="utf-8")
+    assert quiz.load_quizzes(tmp_path / "quizzes.json") == {9: (quiz.Question("Q?", ("x", "y", "z"), 2, "§9.1."),)}
+    later["quizzes"]["9"][0]["answer"] = "d"
+    (tmp_path / "quizzes.json").write_text(json.dumps(later), encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape("quizzes.json, notebook 9, question 1: its answer 'd' is not")):
+        quiz.load_quizzes(tmp_path / "quizzes.json")
+
+
+def test_a_quiz_for_a_new_notebook_needs_only_its_entry(monkeypatch):
+    question = quiz.Question("What does notebook 9 teach?", ("This", "That", "Both"), 2, "§9.1: both.")
+    monkeypatch.setitem(quiz.QUIZZES, 9, (question,))
+    assert "Quiz on notebook 09: 1 questions" in repr(quiz.show(9))
+    assert quiz.answer(9, 1, "c") is True
+    monkeypatch.delitem(quiz.QUIZZES, 8)
+    with pytest.raises(ValueError, match="there are quizzes for notebooks 1, 2, 3, 4, 5, 6, 7, 9"):
+        quiz.show(8)
+
+
+def test_the_right_answer_is_seldom_the_longest_or_the_shortest_choice():
+    longest = sum(map(_is_longest, QUESTIONS))
+    shortest = sum(map(_is_shortest, QUESTIONS))
+    assert longest <= 0.4 * len(QUESTIONS), f"{longest} of {len(QUESTIONS)} right answers are the longest choice"
+    assert shortest <= 0.4 * len(QUESTIONS), f"{shortest} of {len(QUESTIONS)} right answers are the shortest choice"
+
+
+def test_the_choices_of_a_question_have_similar_lengths():
+    uneven = [q.text for q in QUESTIONS if max(map(len, q.choices)) > 2 * min(map(len, q.choices))]
+    assert uneven == []
+
+
+def test_the_right_answers_are_spread_over_the_letters():
+    for notebook, questions in quiz.QUIZZES.items():
+        letters = {question.answer for question in questions}
+        assert len(letters) > 1, f"every right answer of quiz {notebook} is {quiz.LETTERS[letters.pop()]})"
+    counts = Counter(quiz.LETTERS[question.answer] for question in QUESTIONS)
+    assert max(counts.values()) <= 0.4 * len(QUESTIONS), counts
+    assert all(counts[letter] >= 0.2 * len(QUESTIONS) for letter in "abc"), counts
+
+
+# ------------------------------------------------------------------ no text gives an answer away
+ANSWER_CALL = re.compile(r"""quiz\.answer\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(?:["']([^"']*)["']|(\d+))\s*\)""")
+
+
+def named_right_answers(text):
+    """Each `quiz.answer(N, Q, "x")` (or an index) in `text` whose choice is question Q's right answer."""
+    named = []
+    for match in ANSWER_CALL.finditer(text):
+        notebook, number, letter, index = match.groups()
+        questions = quiz.QUIZZES.get(int(notebook), ())
+        if not 1 <= int(number) <= len(questions):
+            continue
+        question = questions[int(number) - 1]
+        try:
+            chosen = quiz._choice_index(question, letter if index is None else int(index), "")
+        except ValueError:  # a placeholder such as "your letter": no choice at all
+            continue
+        if chosen == question.answer:
+            named.append(match.group())
+    return named
+
+
+def _texts_of(path, part):
+    """A notebook's text as a learner reads it: its markdown and code "sources", or its "outputs"."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        if part == "sources":
+            yield "".join(cell["source"])
+        else:
+            for output in cell.get("outputs", []):
+                yield "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+
+
+def test_the_answer_finder_finds_a_right_answer_and_only_that():
+    first = quiz.QUIZZES[1][0]
+    letter, wrong = quiz.LETTERS[first.answer], quiz.LETTERS[(first.answer + 1) % len(first.choices)]
+    assert named_right_answers(f'try `quiz.answer(1, 1, "{letter}")`') == [f'quiz.answer(1, 1, "{letter}")']
+    assert named_right_answers(f"chatkit.quiz.answer(1, 1, '{letter.upper()})')") != []
+    assert named_right_answers(f"quiz.answer(1, 1, {first.answer})") == [f"quiz.answer(1, 1, {first.answer})"]
+    for text in (f'quiz.answer(1, 1, "{wrong}")', 'quiz.answer(1, 1, "your letter")', 'quiz.answer(1, question, "b")',
+                 f'quiz.answer(42, 1, "{letter}")', f'quiz.answer(1, 99, "{letter}")'):
+        assert named_right_answers(text) == [], text
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_no_notebook_names_a_right_answer(path):
+    assert [named for text in _texts_of(path, "sources") for named in named_right_answers(text)] == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_no_committed_output_names_a_right_answer(path):
+    """The outputs too (a quiz's text ends with how to answer it). Fails until a notebook whose quiz changed
+    is executed again."""
+    assert [named for text in _texts_of(path, "outputs") for named in named_right_answers(text)] == []
+
+
+def test_no_quiz_text_or_guide_names_a_right_answer():
+    texts = [quiz.quiz_text(notebook) for notebook in quiz.QUIZZES] + [quiz.__doc__]
+    texts += [path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+              if path.is_file()]
+    assert [named for text in texts for named in named_right_answers(text)] == []

@@ -220,3 +220,18 @@ def test_memory_table_and_estimate_print_their_parts():
     assert estimate.overhead == round(0.1 * (estimate.weights + estimate.kv_cache))
     assert "KV cache" in str(estimate) and "(10%)" in str(estimate)
     assert math.isclose(estimate.weights, 494_032_768 * 2, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("num_hidden_layers", -3),  # was: 0 GiB
+    ("sliding_window", -1),  # was: -512 bytes of KV cache
+    ("hidden_size", -256), ("vocab_size", -1000),  # were: raw torch errors
+    ("num_attention_heads", 0),  # was: ZeroDivisionError
+    ("hidden_size", "256"),  # was: a raw validation error from deep inside transformers
+])
+def test_nonsense_config_numbers_are_one_clear_error_naming_the_field(field, value):
+    config = {**TINY["llama"], field: value}
+    for size in (lambda: sizing.estimate_memory(config, "bf16"), lambda: sizing.kv_cache_bytes(config, 1024),
+                 lambda: sizing.memory_table([config])):
+        with pytest.raises(ValueError, match=f"config says {field}={value!r}: it must be a whole number"):
+            size()

@@ -179,6 +179,55 @@ def test_fit_to_context_properties(tokenizer, turns, system, max_tokens):
     assert fitted[int(system)]["role"] == "user"
 
 
+def _reference_fit(chat, tokenizer, budget):
+    """What fit_to_context returned before it was made linear: count every cut exactly, oldest first."""
+    system = chat[:1] if chat[0]["role"] == "system" else []
+    body = chat[len(system):]
+    for cut in [0] + [i for i in range(1, len(body)) if body[i]["role"] == "user"]:
+        if count_prompt_tokens(system + body[cut:], tokenizer) <= budget:
+            return system + body[cut:]
+    return None
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(0, 40), min_size=1, max_size=14), system=st.booleans(),
+       budget=st.integers(40, 400), blocks=st.booleans())
+def test_fit_to_context_keeps_what_counting_every_cut_would_keep(tokenizer, lengths, system, budget, blocks):
+    """Turns of very different lengths (and content blocks): the estimate may miss, the result may not."""
+    chat = [{"role": "system", "content": "Be terse."}] if system else []
+    for i, length in enumerate(lengths):
+        chat.append({"role": "user", "content": f"question {i} " + "word " * length})
+        answer = "Paris. " * (length // 3 + 1)
+        chat.append({"role": "assistant", "content": [{"type": "text", "text": answer}] if blocks else answer})
+    chat.append({"role": "user", "content": "And the last question?"})
+    expected = _reference_fit(chat, tokenizer, budget)
+    if expected is None:
+        with pytest.raises(ValueError, match="even the last turn"):
+            fit_to_context(chat, tokenizer, budget, announce=False)
+    else:
+        assert fit_to_context(chat, tokenizer, budget, announce=False) == (expected, len(chat) - len(expected))
+
+
+def test_fit_to_context_is_linear_10001_messages_in_a_few_renders(tokenizer, monkeypatch):
+    # Counting every cut exactly took 288 s for this chat (each count renders the whole rest of the chat).
+    import time
+
+    from chatkit import templating
+
+    chat = long_chat(5000)
+    assert len(chat) == 10_002  # the system message and 10,001 others
+    renders = []
+    count = templating.count_prompt_tokens
+    monkeypatch.setattr(templating, "count_prompt_tokens", lambda c, t, **k: renders.append(len(c)) or count(c, t, **k))
+    start = time.perf_counter()
+    fitted, dropped = fit_to_context(chat, tokenizer, 512, max_new_tokens=64, announce=False)
+    seconds = time.perf_counter() - start
+    assert fitted == [chat[0]] + chat[1 + dropped:] and count(fitted, tokenizer) + 64 <= 512
+    assert count([chat[0]] + chat[dropped - 1:], tokenizer) + 64 > 512  # one more turn would not fit
+    assert len(renders) <= 6 and max(renders) < 100  # never the whole chat
+    assert seconds < 15, seconds  # about 1 s on two busy cores
+
+
 # ---------------------------------------------------------------- family templates
 
 MARKERS = {
@@ -229,3 +278,41 @@ def test_gemma_calls_the_assistant_model_and_roles_must_alternate(tokenizer):
     assert "<start_of_turn>model\nParis.<end_of_turn>" in text and "assistant" not in text
     with pytest.raises(TemplateError, match="alternate"):
         tokenizer.apply_chat_template(NO_SYSTEM[:1] * 2, chat_template=FAMILY_TEMPLATES["gemma"], tokenize=False)
+
+
+BLOCKS = [{"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "image"},
+                                       {"type": "text", "text": "the capital of France?"}]}]
+CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+TOOL_CHAT = [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "tool_calls": [CALL]},
+             {"role": "tool", "name": "get_weather", "content": "22°C, sunny"}]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_TEMPLATES))
+def test_family_templates_render_content_blocks_as_their_text(tokenizer, family):
+    # was: ChatML and others raised TypeError ("can only concatenate str (not "list") to str"), Llama 3 and
+    # Gemma printed the Python list
+    text = tokenizer.apply_chat_template(BLOCKS, chat_template=FAMILY_TEMPLATES[family], tokenize=False)
+    assert "What is the capital of France?" in text and "'type'" not in text
+    as_string = [{"role": "user", "content": "What is the capital of France?"}]
+    assert text == tokenizer.apply_chat_template(as_string, chat_template=FAMILY_TEMPLATES[family], tokenize=False)
+
+
+def test_llama_3_renders_tool_calls_as_llama_3_1_does(tokenizer):
+    # was: the call was dropped, leaving an empty assistant message
+    text = tokenizer.apply_chat_template(TOOL_CHAT, chat_template=FAMILY_TEMPLATES["llama-3"], tokenize=False,
+                                         add_generation_prompt=True)
+    assert ('<|start_header_id|>assistant<|end_header_id|>\n\n{"name": "get_weather", "parameters": {"city": '
+            '"Paris"}}<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n22°C, sunny<|eot_id|>') in text
+    as_string = [TOOL_CHAT[0], {"role": "assistant", "tool_calls": [
+        {"name": "get_weather", "arguments": '{"city": "Paris"}'}]}]  # flat, arguments as a JSON string
+    assert '{"name": "get_weather", "parameters": {"city": "Paris"}}' in tokenizer.apply_chat_template(
+        as_string, chat_template=FAMILY_TEMPLATES["llama-3"], tokenize=False)
+    two_calls = [TOOL_CHAT[0], {"role": "assistant", "tool_calls": [CALL, CALL]}]
+    with pytest.raises(TemplateError, match="one tool call per assistant message"):
+        tokenizer.apply_chat_template(two_calls, chat_template=FAMILY_TEMPLATES["llama-3"], tokenize=False)
+
+
+@pytest.mark.parametrize("family", ["chatml", "mistral-instruct", "gemma", "zephyr"])
+def test_families_without_tool_calls_refuse_them_instead_of_dropping_them(tokenizer, family):
+    with pytest.raises(TemplateError, match="This format has no tool calls.*model's own chat template"):
+        tokenizer.apply_chat_template(TOOL_CHAT[:2], chat_template=FAMILY_TEMPLATES[family], tokenize=False)

@@ -1,11 +1,15 @@
 """chatkit.tools: the example tools, reading a reply's tool calls, running them, and the bounded loop."""
 
+import functools
+import inspect
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers.utils import get_json_schema
 
-from chatkit import tools
+from chatkit import tools, validate_chat
 from chatkit.tools import (EMBEDDED_RESPONSE_TEMPLATE, EMBEDDED_TOOLS, ToolLoopError, call_tool, city_facts, multiply,
                            parse_reply, run_tools)
 
@@ -174,3 +178,146 @@ def test_the_embedded_model_calls_the_calculator_and_answers(chat_model):
     new = run_tools(model, tokenizer, QUESTION, EMBEDDED_TOOLS, max_new_tokens=64)
     assert new[0]["tool_calls"] == PARSED and new[1]["content"] == "84"
     assert "84" in new[-1]["content"]
+
+
+# ------------------------------------------------------------------ hostile replies and tools: nothing is lost
+
+TOO_LONG = "1" + "0" * 5000  # past Python's limit of 4,300 digits for turning text into an int
+
+
+@pytest.mark.parametrize("which", ["response_template", "hermes"])
+@pytest.mark.parametrize("bad_call, error", [
+    ("<tool_call>[1, 2]</tool_call>", "a tool call must be a JSON object, got [1, 2]"),
+    ('<tool_call>"add"</tool_call>', 'a tool call must be a JSON object, got "add"'),
+    ('<tool_call>{"name": ["add"]}</tool_call>', "the tool call needs a string 'name', the function to call"),
+    ('<tool_call>{"name": "add", "arguments": [1, 2]}</tool_call>', "the arguments must be a JSON object"),
+    ('<tool_call>{"name": "add", "arguments": {"a": ' + TOO_LONG + ', "b": 1}}</tool_call>', "a number too long"),
+    ("<tool_call>" + "[" * 100_000 + "</tool_call>", "a nesting too deep"),
+    ('<tool_call>{"name": "add", "arguments": {"a": "\\ud800", "b": "x"}}</tool_call>', "a lone surrogate"),
+])
+def test_a_call_of_the_wrong_shape_comes_back_as_an_error_and_the_turn_goes_on(monkeypatch, tokenizer, which,
+                                                                                 bad_call, error):
+    asked = scripted(monkeypatch, bad_call, "Sorry, that did not work.")
+    new = run_tools(None, tokenizer if which == "response_template" else HermesTokenizer(), QUESTION,
+                    EMBEDDED_TOOLS)
+    assert [m["role"] for m in new] == ["assistant", "tool", "assistant"]
+    assert error in json.loads(new[1]["content"])["error"]
+    assert new[0]["content"] == bad_call  # what the model wrote is kept, as text
+    assert asked[1][0] == QUESTION + new[:2] and validate_chat(QUESTION + new)
+
+
+def test_a_call_cut_off_before_its_closing_tag_is_reported(monkeypatch):
+    cut = '<tool_call>{"name": "multiply", "arguments": {"a": 12, "b": 7}}'  # max_new_tokens ran out
+    scripted(monkeypatch, cut, "Sorry.")
+    new = run_tools(None, HermesTokenizer(), QUESTION, [multiply])
+    assert new[0] == {"role": "assistant", "content": cut} and "not valid JSON" in new[1]["content"]
+
+
+def test_a_good_call_next_to_a_bad_one_runs_and_the_bad_one_is_reported(monkeypatch):
+    scripted(monkeypatch, CALL + " <tool_call>[1, 2]</tool_call>", "84.")
+    new = run_tools(None, HermesTokenizer(), QUESTION, [multiply])
+    assert new[0] == {"role": "assistant", "content": "<tool_call>[1, 2]</tool_call>", "tool_calls": PARSED}
+    assert new[1] == {"role": "tool", "content": "84", "name": "multiply"}
+    assert "must be a JSON object" in json.loads(new[2]["content"])["error"]
+
+
+def test_a_call_without_arguments_gets_empty_ones_so_the_chat_stays_valid(monkeypatch):
+    def today() -> str:
+        """Today's date."""
+        return "2026-12-04"
+
+    scripted(monkeypatch, '<tool_call>{"name": "today"}</tool_call>', "It is the 4th.")
+    new = run_tools(None, HermesTokenizer(), QUESTION, [today])
+    assert new[0]["tool_calls"] == [{"type": "function", "function": {"name": "today", "arguments": {}}}]
+    assert new[1]["content"] == "2026-12-04" and validate_chat(QUESTION + new)
+
+
+HOSTILE_TOOLS = {"a_set": lambda: {1, 2}, "nan": lambda: float("nan"), "huge": lambda: 10**5000,
+                 "loop": lambda: (lambda x: x.append(x) or x)([]), "surrogate": lambda: "a\ud800",
+                 "silent": lambda: 1 / 0 if False else (_ for _ in ()).throw(KeyError())}
+
+
+@pytest.mark.parametrize("call, message", [
+    ([1, 2], "a tool call must be a JSON object, got [1, 2]"),
+    ("add", 'a tool call must be a JSON object, got "add"'),
+    ({"name": ["add"]}, "the tool call needs a string 'name'"),
+    ({"function": None}, "a tool call must be a JSON object, got null"),
+    ({"name": "a_set"}, "the tool a_set returned what JSON cannot hold (Object of type set is not JSON"),
+    ({"name": "nan"}, "the tool nan returned what JSON cannot hold (Out of range float values"),
+    ({"name": "huge"}, "the tool huge returned what JSON cannot hold (Exceeds the limit (4300 digits)"),
+    ({"name": "loop"}, "the tool loop returned what JSON cannot hold (Circular reference detected)"),
+    ({"name": "surrogate"}, "the tool surrogate returned text with a lone surrogate"),
+    ({"name": "silent"}, "KeyError"),  # an exception without a message still says something
+])
+def test_call_tool_turns_every_hostile_call_and_result_into_an_error(call, message):
+    result = json.loads(call_tool(HOSTILE_TOOLS, call))
+    assert list(result) == ["error"] and message in result["error"]
+
+
+def test_functions_need_distinct_proper_names():
+    with pytest.raises(ValueError, match=r"tools\[0\] \(<lambda>\) has no name the model can call.*with def"):
+        tools.functions_by_name([lambda a: a, lambda b: b])
+
+    def add(a: int, b: int) -> int:
+        """Add, again."""
+        return a + b
+
+    with pytest.raises(ValueError, match=r"tools\[1\] is named 'add', like an earlier tool; .* its own name"):
+        tools.functions_by_name([tools.add, add])
+    with pytest.raises(ValueError, match=r"tools\[0\] \(partial\) has no name"):
+        tools.functions_by_name([functools.partial(tools.add, 1)])
+
+
+def test_run_tools_and_the_widget_share_one_loop_and_one_limit():
+    from chatkit import widgets
+
+    assert widgets.tool_loop is tools.tool_loop and widgets.MAX_TOOL_CALLS is tools.MAX_TOOL_CALLS
+    assert inspect.signature(run_tools).parameters["max_calls"].default == tools.MAX_TOOL_CALLS
+
+
+def echo(value: str) -> str:
+    """Give the value back, whatever it is.
+
+    Args:
+        value: Anything.
+    """
+    return value
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    | st.sampled_from(["\ud800", "a\udfffb", "add", "echo", "<too long>"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+arguments = st.fixed_dictionaries({"value": json_values}) | st.fixed_dictionaries({"a": json_values,
+                                                                                  "b": json_values})
+call_like = (st.fixed_dictionaries({"name": st.sampled_from(["add", "echo", "nope"]), "arguments": arguments})
+             | st.fixed_dictionaries({}, optional={"name": json_values, "arguments": json_values,
+                                                   "type": json_values}))
+
+
+def dumps(value):
+    """JSON text for `value`, as a model might write it: NaN, escapes, and "<too long>" as 5,001 digits."""
+    return json.dumps(value).replace('"<too long>"', TOO_LONG)
+
+
+inside = (st.builds(dumps, call_like) | st.builds(dumps, json_values)  # JSON of every shape
+          | st.text(st.sampled_from(list('{}[]":, name arguments <tool_call></tool_call>0123\\')), max_size=40)
+          | st.text(max_size=20))
+replies = st.lists(st.tuples(st.text(max_size=10), inside), min_size=1, max_size=3).map(
+    lambda parts: "".join(f"{before}<tool_call>{block}</tool_call>" for before, block in parts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=replies, which=st.sampled_from(["response_template", "hermes"]))
+def test_whatever_the_model_writes_in_tool_call_tags_the_loop_answers_and_the_chat_stays_valid(tokenizer, text,
+                                                                                               which):
+    answers = iter([text, "done"])
+    new = list(tools.tool_loop(lambda messages: next(answers), tokenizer if which == "response_template"
+                               else HermesTokenizer(), QUESTION, [tools.add, echo], max_calls=10))
+    assert validate_chat(QUESTION + new) and new[-1]["role"] == "assistant"
+    for message in new[1:-1]:
+        assert message["role"] == "tool" and isinstance(message["content"], str)
+        if message["content"].startswith('{"error"'):
+            assert list(json.loads(message["content"])) == ["error"]

@@ -8,14 +8,23 @@ from chatkit import counting, speed, toy_models
 
 
 def test_ladder_builds_and_grows():
-    quick = toy_models.ladder_configs(quick=True)
+    quick = toy_models.ladder_configs(quick=True, max_weight_bytes=10**12)
     sizes = [counting.count_parameters(c).total for c in quick]
-    assert len(quick) == 3 and sizes == sorted(sizes) and 5e6 < sizes[0] and sizes[-1] < 1e8
+    assert len(quick) == 5 and sizes == sorted(sizes) and 5e6 < sizes[0] and 4e8 < sizes[-1] < 6e8
+    # every rung is at least twice the one before
+    assert all(big > 2 * small for small, big in zip(sizes, sizes[1:]))
     full = toy_models.ladder_configs(quick=False, max_weight_bytes=10**12)
-    assert len(full) > len(quick) and 4e8 < counting.count_parameters(full[-1]).total < 6e8
+    assert len(full) > len(quick) and counting.count_parameters(full[-1]).total > sizes[-1]
     assert len(toy_models.ladder_configs(quick=False, max_weight_bytes=200e6)) == 2  # 7M and 27M in fp32
     model = toy_models.random_model(quick[0])
     assert sum(p.numel() for p in model.parameters()) == sizes[0]
+
+
+def test_gpu_ladder_has_real_models_shapes():
+    configs = toy_models.ladder_configs(device="cuda", dtype="bfloat16", max_weight_bytes=10**12)
+    billions = [round(counting.count_parameters(c).total / 1e9, 2) for c in configs]
+    assert billions == [1.24, 3.21, 8.03]  # Llama 3.2 1B and 3B, Llama 3 8B
+    assert len(toy_models.ladder_configs(device="cuda", dtype="bfloat16", max_weight_bytes=8e9)) == 2
 
 
 def test_bad_dtype_is_a_clear_error():

@@ -467,3 +467,115 @@ def test_tools_show_the_call_and_its_result_then_the_answer(embedded, monkeypatc
     assert "multiply(a=12, b=7)" in view[1] and "84" in view[2] and "12 times 7 is 84." in view[3]
     widget.history = widget.history  # a history with tool calls renders and round-trips
     assert len(widget.view.children) == 4
+
+
+# ------------------------------------------------------------------ hostile input: refused, and nothing is lost
+CHAT = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."}]
+
+
+def test_a_system_message_of_text_blocks_fills_the_system_field(widget):
+    widget.history = CHAT
+    widget.history = [{"role": "system", "content": [{"type": "text", "text": "You are "},
+                                                     {"type": "text", "text": "a pirate."}]}, CHAT[1]]
+    assert widget.history == [{"role": "system", "content": "You are a pirate."}, CHAT[1]]
+
+
+def test_a_history_the_system_field_cannot_hold_is_refused_before_anything_changes(widget):
+    widget.history = CHAT
+    image_system = [{"role": "system", "content": [{"type": "image", "url": "cat.png"}]}, CHAT[1]]
+    with pytest.raises(ValueError, match="the system message has image blocks, but a system prompt is text only; "
+                                         "write the system message as text"):
+        widget.history = image_system
+    assert widget.history == CHAT and len(widget.view.children) == 2  # the conversation is still there
+    assert "history not changed" in widget.status.value
+
+
+def test_send_refuses_what_is_not_text_and_keeps_the_conversation(widget):
+    widget.history = CHAT
+    with pytest.raises(TypeError, match=r'send\(\) takes the message as a string, got int; write widget.send\("Hi!"\)'):
+        widget.send(123)
+    assert widget.send("Hi \ud800") is False  # a lone surrogate: refused by validate_chat, in the status line
+    assert "lone surrogate" in widget.status.value and "chatkit-error" in widget.status.value
+    assert widget.history == CHAT and not widget.busy
+
+
+def test_tools_without_proper_names_are_refused_when_the_widget_is_made(embedded):
+    model, tokenizer = embedded
+    with pytest.raises(ValueError, match="has no name the model can call"):
+        ChatWidget(model, tokenizer, tools=[lambda a: a, lambda b: b])
+
+
+CALL_TEXT = '<tool_call>{"name": "multiply", "arguments": {"a": 12, "b": 7}}</tool_call>'
+
+
+def test_when_the_tool_calls_run_out_the_status_says_so_and_every_call_shows_once(embedded, monkeypatch):
+    from chatkit.tools import MAX_TOOL_CALLS, multiply
+
+    model, tokenizer = embedded
+
+    def always_calls(model, tokenizer, chat, stop_event=None, tools=None, **settings):
+        yield CALL_TEXT
+
+    monkeypatch.setattr(chat_widgets, "stream_reply", always_calls)
+    widget = ChatWidget(model, tokenizer, system_prompt="", tools=[multiply])
+    assert widget.send("What is 12 times 7?") and widget.wait(10)
+    history = widget.history
+    assert [m["role"] for m in history] == ["user"] + ["assistant", "tool"] * MAX_TOOL_CALLS + ["assistant"]
+    assert history[-1]["tool_calls"][0]["function"]["name"] == "multiply"  # the last call, kept unanswered
+    assert f"The limit of {MAX_TOOL_CALLS} tool calls was reached" in widget.status.value
+    view = [child.value for child in widget.view.children]
+    assert len(view) == len(history) and all("chatkit-cursor" not in html for html in view)
+    assert sum("multiply(a=12, b=7)" in html for html in view) == MAX_TOOL_CALLS + 1
+    widget.history = widget.history  # the kept conversation is a valid chat
+
+
+def test_stop_during_a_reply_that_calls_a_tool_runs_no_tool(embedded, monkeypatch):
+    model, tokenizer = embedded
+    ran = []
+
+    def record(a: int, b: int) -> int:
+        """Multiply, and remember the call.
+
+        Args:
+            a: The first number.
+            b: The second number.
+        """
+        ran.append((a, b))
+        return a * b
+
+    def call_then_stop(model, tokenizer, chat, stop_event=None, tools=None, **settings):
+        yield CALL_TEXT.replace("multiply", "record")
+        stop_event.set()  # the reader pressed Stop as the call was written
+
+    monkeypatch.setattr(chat_widgets, "stream_reply", call_then_stop)
+    widget = ChatWidget(model, tokenizer, system_prompt="", tools=[record])
+    assert widget.send("What is 12 times 7?") and widget.wait(10)
+    assert ran == [] and [m["role"] for m in widget.history] == ["user", "assistant"]
+    assert "Stopped." in widget.status.value
+
+
+def test_stop_while_a_tool_runs_keeps_the_call_and_its_result_and_asks_no_more(embedded, monkeypatch):
+    model, tokenizer = embedded
+    replies = []
+
+    def slow_tool(a: int, b: int) -> int:
+        """Multiply slowly: the reader presses Stop meanwhile.
+
+        Args:
+            a: The first number.
+            b: The second number.
+        """
+        widget.stop()
+        return a * b
+
+    def calls(model, tokenizer, chat, stop_event=None, tools=None, **settings):
+        replies.append(chat)
+        yield CALL_TEXT.replace("multiply", "slow_tool")
+
+    monkeypatch.setattr(chat_widgets, "stream_reply", calls)
+    widget = ChatWidget(model, tokenizer, system_prompt="", tools=[slow_tool])
+    assert widget.send("What is 12 times 7?") and widget.wait(10)
+    assert len(replies) == 1 and [m["role"] for m in widget.history] == ["user", "assistant", "tool"]
+    assert widget.history[-1]["content"] == "84" and "Stopped." in widget.status.value
+    assert len(widget.view.children) == 3
