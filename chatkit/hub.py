@@ -7,7 +7,8 @@
 - `hub_error_message(name, error)`: the one place where the Hub's errors (offline, gated, unknown
   repository, a malformed name) become words that say what to do next.
 - `model_facts(name)`: a model's `config.json` and published size, from a folder, the Hub (no
-  weights downloaded) or chatkit's offline catalogue.
+  weights downloaded) or chatkit's offline catalogue. Sizing asks it through one door,
+  `chatkit.counting.model_ref`, once per model.
 
 Example:
     >>> describe_model(embedded_model_path())

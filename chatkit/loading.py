@@ -11,6 +11,11 @@ is read, runs the memory guard:
 - `check_fits(...)`: that estimate against the memory available here (`chatkit.machine`); when it
   does not fit, `NotEnoughMemoryError` names the smaller options and how to load each.
 
+A model reference is resolved once, at the door: `load_model` checks the name and reads its config
+once (as `from_pretrained` will build it), the guard functions turn what they are given into one
+`chatkit.counting.ModelRef` (label and config), and a load estimates its memory once. Past the door only
+the config travels: counting and sizing never see the name again.
+
 Whatever cannot give a working model is one `ModelLoadError` that says why and what to do, never a
 model with random weights: a path to a file, an empty folder, a config.json that is not JSON or whose
 numbers make no sense (`num_hidden_layers=-2`), a folder with only a pickled `pytorch_model.bin`
@@ -30,10 +35,9 @@ Example:
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
-from .counting import as_config, check_config_numbers
+from .counting import ModelRef, check_config_numbers, model_ref
 from .dtypes import FLOAT_DTYPES, checkpoint_dtype, normalize_dtype, quantization_kind
 from .formatting import format_bytes
 from .hub import DEFAULT_HUB_MODEL, describe_model, hub_error_message, name_problem
@@ -79,16 +83,41 @@ def _raise_helpful(name, error):
     raise ModelLoadError(message) from error
 
 
-def load_tokenizer(name, **kwargs):
-    """`AutoTokenizer.from_pretrained` with the same checks and helpful errors as `load_model`."""
+def _open_checkpoint(name, kwargs):
+    """load_model's door: check `name`, then read its config once, as from_pretrained will build it (with
+    what `kwargs` override, e.g. num_hidden_layers=...), its numbers checked. The ModelRef's config is None
+    when transformers does not know the architecture: from_pretrained will say so."""
+    from transformers import AutoConfig
+
+    _check_name(name, need_config="gguf_file" not in kwargs)
+    label = describe_model(str(name))
+    try:
+        config, _ = AutoConfig.from_pretrained(name, return_unused_kwargs=True, **kwargs)
+    except OSError as error:
+        _raise_helpful(name, error)
+    except ValueError:  # an architecture transformers does not know
+        return ModelRef(label, None)
+    try:
+        check_config_numbers(config.get_text_config(decoder=True))
+    except ValueError as error:
+        raise ModelLoadError(f"Cannot load {label}: {error}") from None
+    return ModelRef(label, config)
+
+
+def _tokenizer(name, **kwargs):
     from transformers import AutoTokenizer
 
-    _check_name(name)
     kwargs.setdefault("trust_remote_code", False)
     try:
         return AutoTokenizer.from_pretrained(name, **kwargs)
     except OSError as error:
         _raise_helpful(name, error)
+
+
+def load_tokenizer(name, **kwargs):
+    """`AutoTokenizer.from_pretrained` with the same checks and helpful errors as `load_model`."""
+    _check_name(name)
+    return _tokenizer(name, **kwargs)
 
 
 def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kwargs):
@@ -103,51 +132,41 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
     smaller options. `allow_oversize=True` skips it.
     """
     from safetensors import SafetensorError
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     kwargs.setdefault("use_safetensors", True)
     kwargs.setdefault("trust_remote_code", False)
     kwargs.pop("output_loading_info", None)  # load_model reads it itself, below
-    _check_name(name, need_config="gguf_file" not in kwargs)
-    tokenizer = load_tokenizer(name, trust_remote_code=kwargs["trust_remote_code"])
-    try:  # the config as from_pretrained will build it: with what kwargs override (num_hidden_layers=...)
-        config, _ = AutoConfig.from_pretrained(name, return_unused_kwargs=True, **kwargs)
-    except OSError as error:
-        _raise_helpful(name, error)
-    except ValueError:  # an architecture transformers does not know: from_pretrained will say so
-        config = None
-    if config is not None:
-        try:
-            check_config_numbers(config.get_text_config(decoder=True))
-        except ValueError as error:
-            raise ModelLoadError(f"Cannot load {describe_model(str(name))}: {error}") from None
-        guard_loading(name, config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
+    ref = _open_checkpoint(name, kwargs)
+    if ref.config is not None:
+        guard_loading(ref, ref.config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
+    tokenizer = _tokenizer(name, trust_remote_code=kwargs["trust_remote_code"])
     try:
         model, info = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map,
                                                            output_loading_info=True, **kwargs)
     except RuntimeError as error:  # transformers refuses weights of the wrong shape (ignore_mismatched_sizes)
         if "mismatched" not in str(error):
             raise
-        raise _weights_do_not_match(name, "some weights have another shape than config.json says") from None
+        raise _weights_do_not_match(ref.label, "some weights have another shape than config.json says") from None
     except SafetensorError as error:
-        raise ModelLoadError(f"A weights file (.safetensors) of {describe_model(str(name))} is damaged ({error}): "
+        raise ModelLoadError(f"A weights file (.safetensors) of {ref.label} is damaged ({error}): "
                              "it was probably cut short while downloading or copying. Download it again.") from None
     except OSError as error:
         if kwargs["use_safetensors"] and "safetensors" in str(error) and hub_error_message(name, error) is None:
             raise ModelLoadError(
-                f"{describe_model(str(name))} has no weights in safetensors format ({error}). chatkit loads "
+                f"{ref.label} has no weights in safetensors format ({error}). chatkit loads "
                 "safetensors only, the safe default: a pytorch_model.bin is a pickle file, and loading one can "
                 "run any code hidden in it. Convert it to safetensors (load it once where you trust it, then "
                 "model.save_pretrained(folder) writes model.safetensors), or pass use_safetensors=False if you "
                 "trust the file."
             ) from None
         _raise_helpful(name, error)
-    _check_weights(name, info, allow_mismatched=kwargs.get("ignore_mismatched_sizes", False))
+    _check_weights(ref.label, info, allow_mismatched=kwargs.get("ignore_mismatched_sizes", False))
     model.eval()
     return model, tokenizer
 
 
-def _check_weights(name, info, allow_mismatched=False):
+def _check_weights(label, info, allow_mismatched=False):
     """Refuse a model some of whose weights were not in the checkpoint: transformers made them up at random."""
     missing = sorted(info.get("missing_keys") or ())
     mismatched = [] if allow_mismatched else list(info.get("mismatched_keys") or ())
@@ -157,12 +176,12 @@ def _check_weights(name, info, allow_mismatched=False):
     if mismatched:
         problems.append(f"{len(mismatched)} have another shape than config.json says (e.g. {mismatched[0]})")
     if problems:
-        raise _weights_do_not_match(name, " and ".join(problems))
+        raise _weights_do_not_match(label, " and ".join(problems))
 
 
-def _weights_do_not_match(name, problem):
+def _weights_do_not_match(label, problem):
     return ModelLoadError(
-        f"The weights of {describe_model(str(name))} do not match its architecture: {problem}. transformers "
+        f"The weights of {label} do not match its architecture: {problem}. transformers "
         "would fill them with random numbers, and the model would answer nonsense. The weights file is damaged "
         "or belongs to another model: download the model again, or check that config.json and the weights "
         "come from the same model."
@@ -183,6 +202,20 @@ SMALLER_OPTIONS = (
 )
 
 
+def _open(model, config=None):
+    """The guard's door: a name, a folder, a config or a ModelRef, resolved once into a ModelRef.
+
+    A name is looked up with `chatkit.counting.model_ref`, unless its `config` is given (load_model reads
+    it itself, with from_pretrained's overrides). A config keeps its top level, where a checkpoint's dtype
+    and quantization are saved, and is named by its name_or_path.
+    """
+    if isinstance(model, ModelRef):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return model_ref(model) if config is None else ModelRef(describe_model(str(model)), config)
+    config = model if config is None else config
+    return ModelRef(describe_model(getattr(config, "name_or_path", "") or "the model"), config)
+
 
 def loading_estimate(model, dtype="auto", quantization_config=None, *, config=None,
                      context_length=None, overhead=None):
@@ -198,23 +231,23 @@ def loading_estimate(model, dtype="auto", quantization_config=None, *, config=No
         >>> loading_estimate(chatkit.embedded_model_path(), quantization_config={"load_in_8bit": True}).dtype
         'int8'
     """
-    if config is None:
-        config = model if not isinstance(model, (str, os.PathLike)) else as_config(str(model))
-    base = checkpoint_dtype(config) if dtype in (None, "auto") else normalize_dtype(dtype)
+    return _estimate(_open(model, config), dtype, quantization_config, context_length, overhead)
+
+
+def _estimate(ref, dtype="auto", quantization_config=None, context_length=None, overhead=None):
+    """The one place the guard sizes a load: `estimate_memory` on the ref's config, labelled with its name."""
+    base = checkpoint_dtype(ref.config) if dtype in (None, "auto") else normalize_dtype(dtype)
     quantized, double_quant = quantization_kind(quantization_config)
     if quantized and base not in FLOAT_DTYPES:
         raise ValueError(f"with quantization_config, dtype must be a float dtype (bf16, fp16, fp32), not {dtype!r}.")
-    estimate = estimate_memory(
-        config,
+    return estimate_memory(
+        ref,
         quantized or base,
         context_length=DEFAULT_CONTEXT_LENGTH if context_length is None else context_length,
         overhead=DEFAULT_OVERHEAD if overhead is None else overhead,
         base_dtype=base if quantized else "bf16",
         double_quant=double_quant,
     )
-    if isinstance(model, (str, os.PathLike)):
-        estimate = replace(estimate, model=describe_model(str(model)))
-    return estimate
 
 
 def check_fits(model, dtype="auto", quantization_config=None, *, config=None, available_bytes=None,
@@ -235,10 +268,14 @@ def check_fits(model, dtype="auto", quantization_config=None, *, config=None, av
         - bf16: about 18.5 GiB (does not fit either): dtype=torch.bfloat16
         ...
     """
-    if config is None and isinstance(model, (str, os.PathLike)):
-        config = as_config(str(model))
-    estimate = loading_estimate(model, dtype, quantization_config, config=config,
-                                context_length=context_length, overhead=overhead)
+    ref = _open(model, config)
+    estimate = _estimate(ref, dtype, quantization_config, context_length, overhead)
+    return _refuse_if_too_big(ref, estimate, available_bytes=available_bytes, device=device,
+                              allow_oversize=allow_oversize)
+
+
+def _refuse_if_too_big(ref, estimate, *, available_bytes=None, device=None, allow_oversize=False):
+    """`estimate` when it fits the memory available here (or `allow_oversize`); else NotEnoughMemoryError."""
     if available_bytes is None:
         machine = machine_memory(device)
         available_bytes, where = machine.available_bytes, machine.describe()
@@ -246,15 +283,13 @@ def check_fits(model, dtype="auto", quantization_config=None, *, config=None, av
         where = f"{format_bytes(available_bytes)} available (as given)"
     if estimate.total <= available_bytes or allow_oversize:
         return estimate
-    label = str(model) if isinstance(model, (str, os.PathLike)) else (
-        getattr(model, "name_or_path", "") or "the model")  # a config: its name_or_path when it has one
-    raise NotEnoughMemoryError(_too_big_message(model, label, estimate, available_bytes, where, config,
-                                                context_length, overhead))
+    raise NotEnoughMemoryError(_too_big_message(ref, estimate, available_bytes=available_bytes, where=where))
 
 
-def _too_big_message(model, label, estimate, available_bytes, where, config, context_length, overhead):
+def _too_big_message(ref, estimate, *, available_bytes, where):
+    """What does not fit, and each smaller option sized like `estimate` (same context length and overhead)."""
     lines = [
-        f"Loading {describe_model(label)} in {estimate.dtype} needs about {format_bytes(estimate.total)} "
+        f"Loading {estimate.model} in {estimate.dtype} needs about {format_bytes(estimate.total)} "
         f"(weights {format_bytes(estimate.weights)} + KV cache for {estimate.context_length:,} tokens "
         f"{format_bytes(estimate.kv_cache)} + {estimate.overhead_fraction:.0%} overhead), but this machine "
         f"has {where}. Smaller options:"
@@ -263,9 +298,9 @@ def _too_big_message(model, label, estimate, available_bytes, where, config, con
     asked = "bf16" if estimate.dtype == "fp16" else estimate.dtype  # same size: suggest what is smaller
     start = order.index(asked) + 1 if asked in order else 0
     for key, how in SMALLER_OPTIONS[start:]:
-        option = loading_estimate(model, "bf16" if key != "int8" else "fp16",
-                                  None if key == "bf16" else _option_config(key),
-                                  config=config, context_length=context_length, overhead=overhead)
+        option = _estimate(ref, "bf16" if key != "int8" else "fp16",
+                           None if key == "bf16" else _option_config(key),
+                           context_length=estimate.context_length, overhead=estimate.overhead_fraction)
         verdict = "fits" if option.total <= available_bytes else "does not fit either"
         lines.append(f"- {key}: about {format_bytes(option.total)} ({verdict}): {how}")
     lines.append(
@@ -282,19 +317,20 @@ def guard_loading(model, config, dtype="auto", quantization_config=None, device_
 
     Returns the estimate, or None when the architecture cannot be sized (a model type sizing cannot
     build, a quantization method other than bitsandbytes, e.g. a GPTQ or AWQ checkpoint): then
-    loading proceeds unguarded. A checkpoint saved quantized is sized as its config says.
+    loading proceeds unguarded. A checkpoint saved quantized is sized as its config says. The memory
+    is estimated once, and that estimate is what the guard judges.
     """
     if allow_oversize:
         return None
-    if quantization_config is None:
-        quantization_config = getattr(config, "quantization_config", None)
     try:
-        loading_estimate(model, dtype, quantization_config, config=config)
+        ref = _open(model, config)
+        if quantization_config is None:
+            quantization_config = getattr(ref.config, "quantization_config", None)
+        estimate = _estimate(ref, dtype, quantization_config)
     except Exception:  # the guard is advisory: what sizing cannot size must still load
         return None
     device = "cpu" if device_map in ("cpu", {"": "cpu"}) else None
-    return check_fits(model, dtype, quantization_config, config=config, device=device)
-
+    return _refuse_if_too_big(ref, estimate, device=device)
 
 def _option_config(key):
     if key == "int8":

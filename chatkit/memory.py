@@ -25,6 +25,7 @@ Example:
     True
 """
 
+import gc
 import os
 import sys
 import threading
@@ -106,8 +107,6 @@ def release_free_memory():
     Freed memory that the C allocator keeps counts in the resident memory and is reused silently;
     a measurement that starts after this sees what the measured block itself needs.
     """
-    import gc
-
     gc.collect()
     if sys.platform.startswith("linux"):
         try:

@@ -16,11 +16,11 @@ Example:
     [15.8, 26.8]
 """
 
+import io
+
 
 def figure_png(fig, dpi=100):
     """The PNG bytes of a matplotlib Figure (no version stamp in the file, so re-runs write the same bytes)."""
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()

@@ -11,6 +11,7 @@ Example:
     (True, False)
 """
 
+import argparse
 import fnmatch
 import os
 import subprocess
@@ -54,8 +55,6 @@ def loads_offline(name, timeout=600):
 
 
 def main(argv=None, ask=input):
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m chatkit prefetch", description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=[DEFAULT_HUB_MODEL],
                         help=f"Hub model ids (default: {DEFAULT_HUB_MODEL})")

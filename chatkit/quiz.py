@@ -6,7 +6,8 @@
 The questions live in `chatkit/data/quizzes.json`, by notebook number: a quiz for a new notebook is a new
 entry there, and this module only shows and checks them. Each reason names the notebook's section that
 shows the idea. Offline; ipywidgets and IPython are imported only to display a quiz. Its text (repr, and
-the `text/plain` that GitHub shows and nbval compares) has no ids.
+the `text/plain` that GitHub shows and nbval compares) has no ids. `display_widget(ui, text)`, a widget
+shown with such a text form, is also how `chatkit.widgets.ChatWidget` displays itself.
 """
 
 import html
@@ -123,6 +124,31 @@ class _QuestionView:
             self.feedback.value = f"<b>{verdict}</b> {_html(self.question.reason)}"
 
 
+def display_widget(ui, text, html=None):
+    """Display the widget `ui` with `text` as its `text/plain`; `text` alone when `ui` is None (no ipywidgets).
+
+    What a quiz and `chatkit.widgets.ChatWidget` run when a cell ends with them: the view's model id is
+    random, so the text is what nbval compares, and `html` (when given) is the static picture GitHub and
+    nbviewer show in place of the live widget. Works with ipywidgets 8 and 7 (Colab's).
+    """
+    from IPython.display import display
+
+    if ui is None:
+        display({"text/plain": text, **({"text/html": html} if html else {})}, raw=True)
+        return
+    bundle = getattr(ui, "_repr_mimebundle_", None)
+    if bundle is not None:  # ipywidgets 8
+        data = bundle()
+    else:  # ipywidgets 7: the bundle its own _ipython_display_ sends, built the same way
+        data = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": ui.model_id}}
+    data["text/plain"] = text
+    if html:
+        data["text/html"] = html
+    display(data, raw=True)
+    if bundle is None:
+        ui._handle_displayed()  # ipywidgets 7 runs its on_displayed callbacks here
+
+
 class Quiz:
     """A notebook's quiz: widgets when displayed in a notebook, text everywhere else (repr, str, GitHub)."""
 
@@ -145,22 +171,11 @@ class Quiz:
 
     def _ipython_display_(self):
         """Show the widgets, with the quiz's text as `text/plain` (the view's model id is random)."""
-        from IPython.display import display
-
         try:
             ui = self.ui
         except ImportError:  # no ipywidgets: the text alone, which says how to answer with `answer()`
-            display({"text/plain": repr(self)}, raw=True)
-            return
-        bundle = getattr(ui, "_repr_mimebundle_", None)
-        if bundle is not None:  # ipywidgets 8
-            data = bundle()
-        else:  # ipywidgets 7: the bundle its own _ipython_display_ sends, built the same way
-            data = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": ui.model_id}}
-        data["text/plain"] = repr(self)
-        display(data, raw=True)
-        if bundle is None:
-            ui._handle_displayed()  # ipywidgets 7 runs its on_displayed callbacks here
+            ui = None
+        display_widget(ui, repr(self))
 
 
 def show(notebook):

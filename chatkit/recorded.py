@@ -2,9 +2,10 @@
 
 The embedded model is trained on a small corpus, so some lessons look different on it than on a real
 model: a persona it has never seen, or a doubled BOS token, which changes a real model's reply but not
-the toy's. `scripts/real_model.py --record` runs those chats greedily on SmolLM2-135M-Instruct (a real
-chat model we did not train) and stores prompts and replies in `chatkit/data/real_model_examples.json`;
-the notebooks print them, labelled, next to the embedded model's live replies.
+the toy's. `scripts/build_real_model.py --record` runs those chats greedily on SmolLM2-135M-Instruct
+(a real chat model we did not train) and stores prompts and replies in
+`chatkit/data/real_model_examples.json`; the notebooks print them, labelled, next to the embedded
+model's live replies.
 
 Example:
     >>> example = real_model_example("double_bos")

@@ -40,6 +40,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -140,8 +141,6 @@ def start_server(model, port=None, host=LOOPBACK, continuous_batching=False, opt
     and then a warning says what anyone on the network can do. Raises ServerError with the server's
     output if it stops or does not answer within `timeout` seconds.
     """
-    import tempfile
-
     _check_timeout(timeout)
     if not is_loopback(host) and not allow_network:
         raise ValueError(

@@ -25,15 +25,12 @@ Example:
 """
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import CatalogEntry
-from .counting import ParameterCount, as_config, count_parameters, parse_model_size
+from .counting import ParameterCount, as_config, count_parameters, model_ref, parse_model_size
 from .dtypes import BYTES_PER_PARAM, FLOAT_DTYPES, normalize_dtype
 from .formatting import GiB, Table, params_text
-from .hub import model_facts
 from .machine import COMMON_HARDWARE, Hardware
 
 # bitsandbytes 4-bit stores one scale ("absmax") per block of 64 weights: fp32, i.e. 4/64 = 0.0625
@@ -175,34 +172,41 @@ class MemoryEstimate:
 
 
 def _resolve(model):
-    """(label, ParameterCount or None, name size or None, basis) for what estimate_memory was given."""
-    from transformers import PretrainedConfig
+    """(label, ParameterCount or None, name size or None, basis) for what estimate_memory was given.
 
+    Anything but a count goes through `chatkit.counting.model_ref`, the one door for a model; a name
+    nothing knows falls back to the size its name claims.
+    """
     if isinstance(model, ParameterCount):
         return "model", model, None, "exact count from the config"
     if isinstance(model, bool) or (isinstance(model, (int, float)) and model <= 0):
         raise ValueError(f"A parameter count must be a positive number, got {model!r}.")
     if isinstance(model, (int, float)):
         return f"{model / 1e9:g}B parameters", None, int(model), "parameter count given"
-    if isinstance(model, (dict, PretrainedConfig, CatalogEntry)):
-        label = getattr(model, "repo_id", None) or getattr(model, "name_or_path", None) or "model"
-        return label or "model", count_parameters(model), None, "exact count from the config"
-    if isinstance(model, (str, os.PathLike)):
-        try:
-            facts = model_facts(str(model))
-        except LookupError as error:
-            size = parse_model_size(Path(str(model)).name)
-            if size is None or size.total is None:
-                raise ValueError(
-                    f"Cannot size {str(model)!r}: {error} Its name carries no total size either "
-                    "(like '8B' or '8x7B'). Pass a transformers config, a local model folder, or the "
-                    "parameter count, e.g. estimate_memory(7e9, 'bf16')."
-                ) from None
-            return str(model), None, int(size.total), "size read from the name (approximate, dense)"
-        return facts.label, count_parameters(facts.config), None, f"exact count from the config ({facts.source})"
-    raise ValueError(
-        f"Cannot size a {type(model).__name__}: pass a model name, a folder, a config or a parameter count."
-    )
+    try:
+        ref = model_ref(model)
+    except LookupError as error:  # a name that no folder, Hub or catalogue knows
+        size = parse_model_size(Path(str(model)).name)
+        if size is None or size.total is None:
+            raise ValueError(
+                f"Cannot size {str(model)!r}: {error} Its name carries no total size either "
+                "(like '8B' or '8x7B'). Pass a transformers config, a local model folder, or the "
+                "parameter count, e.g. estimate_memory(7e9, 'bf16')."
+            ) from None
+        return str(model), None, int(size.total), "size read from the name (approximate, dense)"
+    basis = f"exact count from the config ({ref.facts.source})" if ref.facts else "exact count from the config"
+    return ref.label, count_parameters(ref.config), None, basis
+
+
+def _resolved_once(model):
+    """`model` through the door once, for a table that sizes it in several dtypes; as given if it is a count
+    or a name nothing knows (estimate_memory then says so, or reads its size from the name)."""
+    if isinstance(model, (int, float, ParameterCount)):
+        return model
+    try:
+        return model_ref(model)
+    except LookupError:
+        return model
 
 
 def _weights_from_a_count(parameters, key, double_quant):
@@ -258,8 +262,9 @@ def estimate_memory(
 ):
     """Memory to run `model` in `dtype`: weights + KV cache for `context_length` × `batch_size` + overhead.
 
-    model: a model name or folder (see `model_facts`), a transformers config or config.json dict,
-        a `ParameterCount`, or a bare parameter count (then no KV cache: it needs the architecture).
+    model: a model name or folder (see `chatkit.hub.model_facts`), a transformers config or config.json
+        dict, a `chatkit.counting.ModelRef`, a `ParameterCount`, or a bare parameter count (then no KV
+        cache: it needs the architecture).
     dtype: "fp32", "bf16", "fp16", "int8" or "4bit" (bitsandbytes; aliases like "nf4" work).
     overhead: fraction added for activations, CUDA context and allocator slack (a rule of thumb).
     base_dtype: for int8 / 4-bit, the dtype of what bitsandbytes leaves unquantized (embeddings,
@@ -336,7 +341,8 @@ def memory_table(models, dtypes=("fp32", "bf16", "int8", "4bit"), *, context_len
     dtypes = [normalize_dtype(d) for d in dtypes]
     rows = []
     for model in models:
-        estimates = [estimate_memory(model, d, context_length=context_length, batch_size=batch_size,
+        resolved = _resolved_once(model)
+        estimates = [estimate_memory(resolved, d, context_length=context_length, batch_size=batch_size,
                                      overhead=overhead, **kwargs) for d in dtypes]
         rows.append((_label(model), params_text(estimates[0].parameters),
                      *(f"{e.total_gib:.1f}" for e in estimates)))
@@ -364,7 +370,8 @@ def fit_table(models, hardware=None, dtypes=("bf16", "int8", "4bit"), *,
     dtypes = [normalize_dtype(d) for d in dtypes]
     rows = []
     for model in models:
-        estimates = [estimate_memory(model, d, context_length=context_length, batch_size=batch_size,
+        resolved = _resolved_once(model)
+        estimates = [estimate_memory(resolved, d, context_length=context_length, batch_size=batch_size,
                                      overhead=overhead, **kwargs) for d in dtypes]
         row = [_label(model)]
         for place in hardware:

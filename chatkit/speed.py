@@ -58,10 +58,10 @@ PUBLISHED_BANDWIDTH = (
     # (kind, hardware, GB/s, source)
     ("consumer CPU", "laptop/desktop, DDR4-3200, 2 channels", 51.2, "JEDEC DDR4: 3,200 MT/s × 8 B × 2 channels"),
     ("consumer CPU", "laptop/desktop, DDR5-5600, 2 channels", 89.6, "JEDEC DDR5: 5,600 MT/s × 8 B × 2 channels"),
-    ("consumer CPU", "Apple M2 (unified memory)", 100, "apple.com, MacBook Air M2 tech specs"),
-    ("consumer CPU", "Apple M2 Ultra (unified memory)", 800, "apple.com, Mac Studio (2023) tech specs"),
+    ("laptop (Apple)", "Apple M2 (unified memory)", 100, "apple.com, MacBook Air M2 tech specs"),
+    ("desktop (Apple)", "Apple M2 Ultra (unified memory)", 800, "apple.com, Mac Studio (2023) tech specs"),
     ("server CPU", "AMD EPYC 9004, 12 × DDR5-4800", 460.8, "AMD EPYC 9004 product brief: 12 channels DDR5-4800"),
-    ("consumer GPU", "NVIDIA T4 (Colab's free GPU)", 320, "nvidia.com, T4 datasheet"),
+    ("data-centre GPU", "NVIDIA T4 (Colab's free GPU)", 320, "nvidia.com, T4 datasheet"),
     ("consumer GPU", "NVIDIA RTX 3060 12 GB", 360, "nvidia.com, GeForce RTX 3060 specs"),
     ("consumer GPU", "NVIDIA RTX 4090", 1008, "nvidia.com, GeForce RTX 4090 specs"),
     ("data-centre GPU", "NVIDIA A100 80GB SXM", 2039, "nvidia.com, A100 datasheet"),

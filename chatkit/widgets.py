@@ -31,11 +31,11 @@ from .generation import generation_settings, stream_reply
 from .hub import default_model, describe_model
 from .loading import load_model
 from .machine import on_colab
+from .quiz import WIDGET_VIEW, display_widget  # noqa: F401 (WIDGET_VIEW kept importable from here)
 from .templating import apply_template_with_fallback, fit_to_context, fold_system_message
 from .tools import MAX_TOOL_CALLS, ToolLoopError, functions_by_name, tool_loop
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the MIME type of a widget's view
 ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
 
@@ -424,18 +424,10 @@ class ChatWidget:
         return f"ChatWidget({name}, {count} message{'' if count == 1 else 's'})"
 
     def _ipython_display_(self):
-        """Show the widget's view, with this object's repr as its text (the view's model id is random)."""
-        from IPython.display import display
-
-        bundle = getattr(self.ui, "_repr_mimebundle_", None)
-        if bundle is not None:  # ipywidgets 8
-            data = bundle()
-        else:  # ipywidgets 7: the bundle its own _ipython_display_ sends, built the same way
-            data = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": self.ui.model_id}}
-        data["text/plain"] = repr(self)
-        display(data, raw=True)
-        if bundle is None:
-            self.ui._handle_displayed()  # ipywidgets 7 runs its on_displayed callbacks here
+        """Show the widget's view, with this object's repr as its text (the view's model id is random) and
+        the transcript as HTML: what GitHub and nbviewer show, since they cannot run the live widget."""
+        transcript = "".join(message_html(m["role"], message_text(m)) for m in self.history)
+        display_widget(self.ui, repr(self), f'<div class="chatkit-transcript">{transcript}</div>')
 
 
 def chat_widget(model_id=None, **kwargs):

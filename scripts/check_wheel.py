@@ -4,7 +4,7 @@ Builds the wheel (`python -m build`), checks it holds the embedded chat model, i
 files the notebooks read, installs it into a fresh venv (with the course's pins), and executes notebook
 01 there, offline, from a folder outside the repository, so only the installed chatkit can be imported.
 
-    python scripts/test_wheel.py
+    python scripts/check_wheel.py
 """
 
 import shutil

@@ -9,7 +9,7 @@
 
 Colab's front end itself (how it renders widgets) cannot run here: see the README's Colab section.
 
-    python scripts/test_colab.py [--venv build/colab-venv]
+    python scripts/check_colab.py [--venv build/colab-venv]
 """
 
 import argparse
