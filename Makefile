@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+LINTED := chatkit tests scripts benchmarks training
 
 .PHONY: setup run test test-real test-colab test-wheel test-serve test-gpu lab notebooks clean chromium
 
@@ -40,9 +41,10 @@ chromium:
 run: $(STAMP)
 	$(BIN)/python scripts/execute_notebooks.py --out build $(NOTEBOOKS) $(SOLUTIONS)
 
-# Unit tests, the examples in chatkit's docstrings, then every notebook and every solution under nbval
-# (outputs compared strictly).
+# Lint and format (ruff, configured in pyproject.toml), then unit tests, the examples in chatkit's docstrings, then
+# every notebook and every solution under nbval (outputs compared strictly).
 test: $(STAMP) chromium
+	$(BIN)/ruff check $(LINTED) && $(BIN)/ruff format --check $(LINTED)
 	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(BIN)/python -m pytest -rs --doctest-modules chatkit tests $(NOTEBOOKS) $(SOLUTIONS) $(PYTEST_NBVAL)
 
 # Every notebook, then every solution, on a real chat model we did not train (SmolLM2-135M-Instruct from the PyPI package

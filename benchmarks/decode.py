@@ -36,10 +36,10 @@ import sys
 import time
 
 import torch
+from common import cpu_name, timed
 
 import chatkit
 from chatkit import fast_decoding, machine, speed, toy_models
-from common import cpu_name, timed
 
 
 def cpu_methods(model, tokenizer, chat, with_compile):
@@ -58,14 +58,17 @@ def cpu_methods(model, tokenizer, chat, with_compile):
         "pipeline": lambda n: pipe(chat, **force(n)),
         "generate": lambda n: model.generate(**inputs, **force(n)),
         "chatkit_reply": lambda n: chatkit.reply(model, tokenizer, chat, max_new_tokens=n, min_new_tokens=n),
-        "chatkit_fast": lambda n: chatkit.reply(fast_model, tokenizer, chat, max_new_tokens=n, min_new_tokens=n,
-                                                **fast_kwargs),
+        "chatkit_fast": lambda n: chatkit.reply(
+            fast_model, tokenizer, chat, max_new_tokens=n, min_new_tokens=n, **fast_kwargs
+        ),
     }
     if with_compile:
         compiled = fast_decoding.static_compile_kwargs(compile_on_cpu=True)
         methods["static_compile"] = lambda n: model.generate(**inputs, **force(n), **compiled)
-    extra = {"prompt_tokens": int(inputs["input_ids"].shape[1]),
-             "packed_layers": getattr(fast_model, "chatkit_packed_layers", 0)}
+    extra = {
+        "prompt_tokens": int(inputs["input_ids"].shape[1]),
+        "packed_layers": getattr(fast_model, "chatkit_packed_layers", 0),
+    }
     return methods, extra
 
 
@@ -121,7 +124,9 @@ def compiled_forward_loop(model, input_ids, max_len, mode="reduce-overhead"):
         token = logits[:, -1:].argmax(-1)
         for i in range(n - 1):
             position = torch.tensor([input_ids.shape[1] + i], device=device)
-            token = step(token, past_key_values=cache, cache_position=position, use_cache=True).logits[:, -1:].argmax(-1)
+            token = (
+                step(token, past_key_values=cache, cache_position=position, use_cache=True).logits[:, -1:].argmax(-1)
+            )
         return token
 
     return run
@@ -147,16 +152,25 @@ def kernel_profile(fn, new_tokens):
             continue
         us = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
         name = event.key.lower()
-        kind = ("matrix" if any(k in name for k in ("gemv", "gemm", "cutlass", "nvjet", "sm90_", "cublas", "splitk"))
-                else "attention" if any(k in name for k in ("flash", "attention", "fmha", "sdpa")) else "other")
+        kind = (
+            "matrix"
+            if any(k in name for k in ("gemv", "gemm", "cutlass", "nvjet", "sm90_", "cublas", "splitk"))
+            else "attention"
+            if any(k in name for k in ("flash", "attention", "fmha", "sdpa"))
+            else "other"
+        )
         kinds[kind] += us
         top.append((us, event.key[:80], event.count))
     per_token = {f"{k}_ms": round(v / 1e3 / new_tokens, 3) for k, v in kinds.items()}
     busy = sum(kinds.values()) / 1e3 / new_tokens
     top.sort(reverse=True)
-    return {**per_token, "gpu_busy_ms": round(busy, 3), "wall_ms": round(1e3 * wall / new_tokens, 3),
-            "idle_ms": round(1e3 * wall / new_tokens - busy, 3),
-            "top_kernels": [(name, count, round(us / 1e3 / new_tokens, 3)) for us, name, count in top[:8]]}
+    return {
+        **per_token,
+        "gpu_busy_ms": round(busy, 3),
+        "wall_ms": round(1e3 * wall / new_tokens, 3),
+        "idle_ms": round(1e3 * wall / new_tokens - busy, 3),
+        "top_kernels": [(name, count, round(us / 1e3 / new_tokens, 3)) for us, name, count in top[:8]],
+    }
 
 
 def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
@@ -174,7 +188,7 @@ def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
         bw = speed.measure_bandwidth(size_mib=size, repeats=3, device=bandwidth_device)
         copies.append(bw.copy_gb_s)
         reads.append(bw.read_gb_s)
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # rotate who goes first
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:  # rotate who goes first
             fn = methods[name]
             firsts[name].append(timed(lambda: fn(1)))
             totals[name].append(timed(lambda: fn(new_tokens)))
@@ -188,25 +202,37 @@ def run(methods, new_tokens, repeats, bandwidth_device, warmups=1):
             "total_s": statistics.median(totals[name]),
             "total_s_per_repeat": totals[name],
         }
-    return rates, {"copy_gb_s": statistics.median(copies), "read_gb_s": statistics.median(reads),
-                   "copy_gb_s_per_repeat": copies}
+    return rates, {
+        "copy_gb_s": statistics.median(copies),
+        "read_gb_s": statistics.median(reads),
+        "copy_gb_s_per_repeat": copies,
+    }
 
 
 def gpu_checks(model, new_tokens, device="cuda"):
     """Eager `generate` before anything is compiled, with torch's threads and with one; the matrix kernels alone."""
     ids = torch.randint(3, model.config.vocab_size, (1, 32), generator=torch.Generator().manual_seed(0)).to(device)
-    eager = {"generate": lambda n: model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                                                  min_new_tokens=n, do_sample=False)}
+    eager = {
+        "generate": lambda n: model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False
+        )
+    }
     threads = torch.get_num_threads()
     before, _ = run(eager, new_tokens, 3, device)
     torch.set_num_threads(1)
     one_thread, _ = run(eager, new_tokens, 3, device)
     torch.set_num_threads(threads)
     matrix_s = speed.matrix_time_per_token(model)
-    return {"eager_before_compile": {f"{threads}_threads_tok_s": round(before["generate"]["decode_tokens_per_s"], 1),
-                                     "1_thread_tok_s": round(one_thread["generate"]["decode_tokens_per_s"], 1)},
-            "matrix_kernels_alone": {"ms_per_token": round(1e3 * matrix_s, 3),
-                                     "gb_s": round(speed.weight_bytes_per_token(model) / matrix_s / 1e9)}}
+    return {
+        "eager_before_compile": {
+            f"{threads}_threads_tok_s": round(before["generate"]["decode_tokens_per_s"], 1),
+            "1_thread_tok_s": round(one_thread["generate"]["decode_tokens_per_s"], 1),
+        },
+        "matrix_kernels_alone": {
+            "ms_per_token": round(1e3 * matrix_s, 3),
+            "gb_s": round(speed.weight_bytes_per_token(model) / matrix_s / 1e9),
+        },
+    }
 
 
 def main(argv=None):
@@ -216,7 +242,9 @@ def main(argv=None):
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help=f"CPU threads (default: ${machine.THREADS_ENV_VAR} or torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help=f"CPU threads (default: ${machine.THREADS_ENV_VAR} or torch's)"
+    )
     parser.add_argument("--compile", action="store_true", help="also time static cache + torch.compile on the CPU")
     parser.add_argument("--gpu", action="store_true", help="8B-shaped random bf16 model on CUDA (needs a GPU)")
     parser.add_argument("--json", help="write the results here as JSON")
@@ -226,9 +254,13 @@ def main(argv=None):
     threads = machine.set_threads(args.threads)
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_name(), "threads": threads, "load_average": os.getloadavg(),
-        "torch": torch.__version__, "transformers": chatkit.environment.package_versions(["transformers"])["transformers"],
-        "new_tokens": args.new_tokens, "repeats": args.repeats,
+        "cpu": cpu_name(),
+        "threads": threads,
+        "load_average": os.getloadavg(),
+        "torch": torch.__version__,
+        "transformers": chatkit.environment.package_versions(["transformers"])["transformers"],
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
     }
     if args.gpu:
         if not torch.cuda.is_available():
@@ -253,9 +285,11 @@ def main(argv=None):
         device = "cpu"
     result.update(extra)
     bytes_per_token = speed.weight_bytes_per_token(model)
-    result.update(model_parameters=sum(p.numel() for p in model.parameters()),
-                  dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
-                  weight_bytes_per_token=bytes_per_token)
+    result.update(
+        model_parameters=sum(p.numel() for p in model.parameters()),
+        dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+        weight_bytes_per_token=bytes_per_token,
+    )
     rates, bandwidth = run(methods, args.new_tokens, args.repeats, device)
     result["bandwidth"] = bandwidth
     for name, r in rates.items():
@@ -270,10 +304,13 @@ def main(argv=None):
     if "chatkit_reply" in rates:
         # overhead of chatkit's wrapper: its time per token relative to raw generate on the same model
         result["chatkit_overhead"] = statistics.median(
-            g / m - 1 for m, g in zip(rates["chatkit_reply"]["per_repeat"], base))
+            g / m - 1 for m, g in zip(rates["chatkit_reply"]["per_repeat"], base)
+        )
         # and end to end (template, tokenizing, prefill, decoding, detokenizing: the whole call)
         result["chatkit_overhead_end_to_end"] = statistics.median(
-            c / g - 1 for c, g in zip(rates["chatkit_reply"]["total_s_per_repeat"], rates["generate"]["total_s_per_repeat"]))
+            c / g - 1
+            for c, g in zip(rates["chatkit_reply"]["total_s_per_repeat"], rates["generate"]["total_s_per_repeat"])
+        )
     if args.gpu:
         try:
             result["profile"] = kernel_profile(methods["chatkit_fast"], args.new_tokens)
@@ -281,16 +318,24 @@ def main(argv=None):
             result["profile"] = f"failed: {type(error).__name__}: {error}"
     result["load_average_after"] = os.getloadavg()
 
-    print(f"{result['model_parameters'] / 1e6:.0f}M parameters, {result['dtype']}, "
-          f"{bytes_per_token / 1e6:.0f} MB of weights per token, {threads} thread(s), "
-          f"copy bandwidth {bandwidth['copy_gb_s']:.1f} GB/s (median of repeats)")
-    print(f"{'method':<16} {'tok/s':>8} {'GB/s':>7} {'% copy bw':>10} {'÷ generate':>11}")  # ÷ generate: median of per-repeat ratios
+    print(
+        f"{result['model_parameters'] / 1e6:.0f}M parameters, {result['dtype']}, "
+        f"{bytes_per_token / 1e6:.0f} MB of weights per token, {threads} thread(s), "
+        f"copy bandwidth {bandwidth['copy_gb_s']:.1f} GB/s (median of repeats)"
+    )
+    print(
+        f"{'method':<16} {'tok/s':>8} {'GB/s':>7} {'% copy bw':>10} {'÷ generate':>11}"
+    )  # ÷ generate: median of per-repeat ratios
     for name, r in rates.items():
-        print(f"{name:<16} {r['decode_tokens_per_s']:8.1f} {r['gb_s']:7.1f} "
-              f"{100 * r['fraction_of_copy_bandwidth']:9.0f}% {result['ratios_to_generate'][name]:10.2f}x")
+        print(
+            f"{name:<16} {r['decode_tokens_per_s']:8.1f} {r['gb_s']:7.1f} "
+            f"{100 * r['fraction_of_copy_bandwidth']:9.0f}% {result['ratios_to_generate'][name]:10.2f}x"
+        )
     if "chatkit_overhead" in result:
-        print(f"chatkit.reply overhead over raw generate: {100 * result['chatkit_overhead']:+.1f}% per decoded token, "
-              f"{100 * result['chatkit_overhead_end_to_end']:+.1f}% per whole call")
+        print(
+            f"chatkit.reply overhead over raw generate: {100 * result['chatkit_overhead']:+.1f}% per decoded token, "
+            f"{100 * result['chatkit_overhead_end_to_end']:+.1f}% per whole call"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

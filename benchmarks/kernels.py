@@ -60,7 +60,9 @@ def main(argv=None):
                 packed = [torch.ops.mkldnn._reorder_linear_weight(w, 1) for w in weights]
                 results[f"{name} oneDNN prepacked"] = gb_per_s(
                     lambda: [torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], "") for p in packed],
-                    nbytes, args.repeats)
+                    nbytes,
+                    args.repeats,
+                )
         del weights32
         bandwidth = speed.measure_bandwidth(size_mib=256, repeats=5)
     print(f"{threads} thread(s); copy {bandwidth.copy_gb_s:.1f} GB/s, read {bandwidth.read_gb_s:.1f} GB/s")
@@ -69,8 +71,16 @@ def main(argv=None):
         print(f"{name:<24} {value:6.1f} {100 * value / bandwidth.copy_gb_s:9.0f}%")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": threads, "load_average": os.getloadavg(), "bandwidth": bandwidth.as_dict(),
-                       "kernels_gb_s": results}, f, indent=2)
+            json.dump(
+                {
+                    "threads": threads,
+                    "load_average": os.getloadavg(),
+                    "bandwidth": bandwidth.as_dict(),
+                    "kernels_gb_s": results,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

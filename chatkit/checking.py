@@ -41,7 +41,7 @@ class Verdict:
         return bool(self.right)
 
     def __repr__(self):
-        return f"{ {True: 'Right', False: 'Not yet', None: 'Not answered yet'}[self.right]}: {self.message}"
+        return f"{ {True: 'Right', False: 'Not yet', None: 'Not answered yet'}[self.right] }: {self.message}"
 
 
 class NotYet(Exception):
@@ -66,8 +66,12 @@ def _placeholder_body(function):
     body = definition.body
     if len(body) == 2 and ast.get_docstring(definition) is not None:
         body = body[1:]
-    return (len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-            and body[0].value.value is Ellipsis)
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and body[0].value.value is Ellipsis
+    )
 
 
 def unanswered(value):
@@ -97,3 +101,21 @@ def call_answer(function, *args):
         return function(*args)
     except Exception as error:  # the learner's code: any error is feedback, not a crash
         raise NotYet(f"your function raised {type(error).__name__}: {error}") from None
+
+
+def close(value, expected, tolerance):
+    """Is `value` a number within `tolerance` (a fraction) of `expected`?"""
+    return isinstance(value, (int, float)) and abs(value - expected) <= tolerance * abs(expected)
+
+
+def token_ids(value):
+    """A list of token ids from a list, a one-row tensor or list of lists, or a dict with input_ids."""
+    if hasattr(value, "keys") and "input_ids" in value:
+        value = value["input_ids"]
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    need(isinstance(value, list) and value, "pass token ids: a list, a tensor or the tokenizer's output")
+    if isinstance(value[0], list):
+        need(len(value) == 1, "pass the ids of one chat, not a batch")
+        value = value[0]
+    return [int(i) for i in value]

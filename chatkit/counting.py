@@ -98,7 +98,6 @@ def parse_model_size(name):
     return NameSize(total, active, experts)
 
 
-
 # -------------------------------------------------------------------------------- from a config
 # Fields every decoder config must state to be sized; the MoE families add their own.
 REQUIRED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
@@ -112,8 +111,13 @@ MOE_FIELDS = {
 # number ≥ 1. sliding_window may also be 0 or None (no window). Sizing divides and multiplies by these,
 # so a nonsense value would come out as 0 GiB, negative bytes or a ZeroDivisionError far from its cause.
 COUNT_FIELDS = REQUIRED_FIELDS + (
-    "num_key_value_heads", "head_dim", "intermediate_size", "moe_intermediate_size", "max_position_embeddings",
-    "num_local_experts", "num_experts_per_tok",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "moe_intermediate_size",
+    "max_position_embeddings",
+    "num_local_experts",
+    "num_experts_per_tok",
 )
 
 
@@ -387,5 +391,3 @@ def count_parameters(config):
     fields = {k: v for k, v in fields.items() if k not in {"transformers_version", "architectures"}}
     counted = _count(built.model_type, json.dumps(fields, sort_keys=True, default=str))
     return replace(counted, config=built)  # the cached count, with this config attached for the KV cache
-
-

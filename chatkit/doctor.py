@@ -20,8 +20,14 @@ from importlib import metadata
 from .environment import quiet
 from .fast_decoding import decoding_dtype
 from .formatting import GiB, format_bytes
-from .hub import (DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL, describe_model, embedded_model_path,
-                  hub_offline_requested, hub_reachable)
+from .hub import (
+    DEFAULT_HUB_MODEL,
+    DEFAULT_TOOLS_MODEL,
+    describe_model,
+    embedded_model_path,
+    hub_offline_requested,
+    hub_reachable,
+)
 from .loading import load_model
 from .machine import MachineMemory, cpu_features, machine_memory, on_colab, system_ram
 
@@ -60,24 +66,33 @@ def package_rows(wanted=None):
         try:
             wanted = requirements()
         except metadata.PackageNotFoundError:
-            return [Row("chatkit", "fail", "imported from its folder, but not installed as a package, so its "
-                        "requirements are unknown", "run `pip install -e .` in the clone (or `make setup`)")]
+            return [
+                Row(
+                    "chatkit",
+                    "fail",
+                    "imported from its folder, but not installed as a package, so its requirements are unknown",
+                    "run `pip install -e .` in the clone (or `make setup`)",
+                )
+            ]
     rows = []
     for requirement in wanted:
         spec = str(requirement.specifier) or "any version"
         try:
             version = metadata.version(requirement.name)
         except metadata.PackageNotFoundError:
-            rows.append(Row(requirement.name, "fail", f"not installed (needs {spec})",
-                            f"pip install '{requirement}'"))
+            rows.append(Row(requirement.name, "fail", f"not installed (needs {spec})", f"pip install '{requirement}'"))
             continue
         if requirement.specifier.contains(version, prereleases=True):
             rows.append(Row(requirement.name, "ok", version, ""))
         else:
-            change = (" (the notebooks' Colab install cell would upgrade it, then ask for a runtime restart)"
-                      if on_colab() else "")
-            rows.append(Row(requirement.name, "fail", f"{version}, needs {spec}{change}",
-                            f"pip install '{requirement}'"))
+            change = (
+                " (the notebooks' Colab install cell would upgrade it, then ask for a runtime restart)"
+                if on_colab()
+                else ""
+            )
+            rows.append(
+                Row(requirement.name, "fail", f"{version}, needs {spec}{change}", f"pip install '{requirement}'")
+            )
     return rows
 
 
@@ -107,9 +122,14 @@ def memory_rows():
     rows = []
     for memory in memories:
         low = memory.device == "cpu" and memory.available_bytes < LOW_MEMORY
-        rows.append(Row("GPU memory" if memory.device == "cuda" else "RAM", "warn" if low else "ok",
-                        f"{format_bytes(memory.available_bytes)} available of {format_bytes(memory.total_bytes)}",
-                        "close other programs (browser tabs, other notebooks' kernels)" if low else ""))
+        rows.append(
+            Row(
+                "GPU memory" if memory.device == "cuda" else "RAM",
+                "warn" if low else "ok",
+                f"{format_bytes(memory.available_bytes)} available of {format_bytes(memory.total_bytes)}",
+                "close other programs (browser tabs, other notebooks' kernels)" if low else "",
+            )
+        )
     return rows
 
 
@@ -120,23 +140,28 @@ def maths_row():
         return Row("16-bit maths", "fail", "not checked: torch is missing", "pip install torch")
     dtype, _ = decoding_dtype("cuda" if torch.cuda.is_available() else "cpu")
     features = cpu_features()
-    cpu = ", ".join(features) if features else ("no fast 16-bit CPU flags" if features is not None
-                                               else "CPU flags unreadable")
+    cpu = (
+        ", ".join(features)
+        if features
+        else ("no fast 16-bit CPU flags" if features is not None else "CPU flags unreadable")
+    )
     if torch.cuda.is_available():
         cpu += f"; GPU bf16: {torch.cuda.is_bf16_supported()}"
-    return Row("16-bit maths", "ok", f"{cpu}; the fast path decodes in {str(dtype).replace('torch.', '')} here",
-               "")
+    return Row("16-bit maths", "ok", f"{cpu}; the fast path decodes in {str(dtype).replace('torch.', '')} here", "")
 
 
 def hub_row(reachable=None):
     if hub_offline_requested():
-        return Row("Hugging Face Hub", "ok", "offline on purpose (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set)",
-                   "")
+        return Row("Hugging Face Hub", "ok", "offline on purpose (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set)", "")
     reachable = hub_reachable() if reachable is None else reachable
     if reachable:
         return Row("Hugging Face Hub", "ok", "reachable", "")
-    return Row("Hugging Face Hub", "warn", "not reachable: the notebooks use the embedded model",
-               "fine offline; for Hub models connect, or copy a prepared Hugging Face cache (HF_HOME) here")
+    return Row(
+        "Hugging Face Hub",
+        "warn",
+        "not reachable: the notebooks use the embedded model",
+        "fine offline; for Hub models connect, or copy a prepared Hugging Face cache (HF_HOME) here",
+    )
 
 
 def model_rows(hub_models=(DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL)):
@@ -149,14 +174,26 @@ def model_rows(hub_models=(DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL)):
         rows.append(Row("embedded model", "ok", f"{describe_model(embedded_model_path())} loads", ""))
     except Exception as error:  # noqa: BLE001 - any failure here is the row's finding
         missing = isinstance(error, ImportError) and error.name
-        rows.append(Row("embedded model", "fail", f"does not load: {type(error).__name__}: {error}",
-                        f"pip install {error.name.split('.')[0]}" if missing else
-                        "reinstall chatkit: `make setup` in the repository, or the notebooks' install cell"))
+        rows.append(
+            Row(
+                "embedded model",
+                "fail",
+                f"does not load: {type(error).__name__}: {error}",
+                f"pip install {error.name.split('.')[0]}"
+                if missing
+                else "reinstall chatkit: `make setup` in the repository, or the notebooks' install cell",
+            )
+        )
     for name in hub_models:
         cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
-        rows.append(Row(name, "ok" if cached else "warn",
-                        "in the local Hugging Face cache: loads offline" if cached else "not in the local cache",
-                        "" if cached else f"download it while online: hf download {name}"))
+        rows.append(
+            Row(
+                name,
+                "ok" if cached else "warn",
+                "in the local Hugging Face cache: loads offline" if cached else "not in the local cache",
+                "" if cached else f"download it while online: hf download {name}",
+            )
+        )
     return rows
 
 

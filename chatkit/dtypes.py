@@ -20,11 +20,20 @@ FLOAT_DTYPES = ("fp32", "bf16", "fp16")
 
 # Other spellings readers use, mapped to the keys above.
 DTYPE_ALIASES = {
-    "float32": "fp32", "float": "fp32", "f32": "fp32",
+    "float32": "fp32",
+    "float": "fp32",
+    "f32": "fp32",
     "bfloat16": "bf16",
-    "float16": "fp16", "half": "fp16", "f16": "fp16",
-    "8bit": "int8", "8-bit": "int8", "llm.int8": "int8",
-    "4-bit": "4bit", "nf4": "4bit", "fp4": "4bit", "int4": "4bit",
+    "float16": "fp16",
+    "half": "fp16",
+    "f16": "fp16",
+    "8bit": "int8",
+    "8-bit": "int8",
+    "llm.int8": "int8",
+    "4-bit": "4bit",
+    "nf4": "4bit",
+    "fp4": "4bit",
+    "int4": "4bit",
 }
 
 
@@ -40,8 +49,7 @@ def normalize_dtype(dtype):
     key = text if text in BYTES_PER_PARAM else DTYPE_ALIASES.get(text)
     if key is None:
         raise ValueError(
-            f"Unknown dtype {dtype!r}. Use one of {', '.join(DTYPES)} "
-            f"(or {', '.join(sorted(DTYPE_ALIASES))})."
+            f"Unknown dtype {dtype!r}. Use one of {', '.join(DTYPES)} (or {', '.join(sorted(DTYPE_ALIASES))})."
         )
     return key
 
@@ -82,8 +90,10 @@ def quantization_kind(quantization_config):
     if isinstance(quantization_config, dict):
         get = quantization_config.get
     else:
+
         def get(name, default=None):
             return getattr(quantization_config, name, default)
+
     method = get("quant_method", "bitsandbytes")
     method = str(getattr(method, "value", method))  # transformers keeps an enum here
     if "bitsandbytes" not in method.lower():

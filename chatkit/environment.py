@@ -82,6 +82,8 @@ def setup(seed=0, show=True, tools=False, versions=False):
         print(f"model: {describe_model(model)}")
     elif show:
         found = package_versions(("transformers", "torch"))
-        print(f"transformers {found['transformers']}, torch {found['torch']}, device: {device_name()}, "
-              f"model: {describe_model(model)}")
+        print(
+            f"transformers {found['transformers']}, torch {found['torch']}, device: {device_name()}, "
+            f"model: {describe_model(model)}"
+        )
     return model

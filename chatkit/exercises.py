@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from .catalog import CATALOG
 from .chat import validate_chat
-from .checking import NotYet, call_answer, check, need
+from .checking import NotYet, call_answer, check, close, need, token_ids
 from .counting import count_parameters
 from .generation import reply
 from .machine import COMMON_HARDWARE, GiB
@@ -31,10 +31,6 @@ def _valid_chat(chat):
         validate_chat(chat)
     except ValueError as error:
         raise NotYet(f"not a valid chat: {error}") from None
-
-
-def _close(value, expected, tolerance):
-    return isinstance(value, (int, float)) and abs(value - expected) <= tolerance * abs(expected)
 
 
 # ----------------------------------------------------------------------------- 01 quickstart
@@ -59,9 +55,11 @@ def two_turns(chat):
     need(chat[0]["role"] == "system", "keep your system message first: it holds the persona")
     roles = [m["role"] for m in chat[1:]]
     need(roles.count("assistant") >= 2, "two turns: two replies from the model, with your follow-up between")
-    need(roles == ["user", "assistant"] * (len(roles) // 2),
-         "after the system message, user and assistant take turns, ending with a reply: "
-         "`response[0][\"generated_text\"]` is the chat with the reply appended (§1.5)")
+    need(
+        roles == ["user", "assistant"] * (len(roles) // 2),
+        "after the system message, user and assistant take turns, ending with a reply: "
+        '`response[0]["generated_text"]` is the chat with the reply appended (§1.5)',
+    )
     need(all(m["content"].strip() for m in chat if m["role"] == "assistant"), "a reply is empty")
     return f"{roles.count('assistant')} replies, the turns alternate"
 
@@ -73,12 +71,24 @@ def reply_text(function):
     hey, louvre = ({"role": "assistant", "content": text} for text in ("Hey.", "Go to the Louvre."))
     cases = [
         ([{"generated_text": [user, hey]}], "Hey."),
-        ([{"generated_text": [{"role": "system", "content": "Be brief."}, user, hey,
-                              {"role": "user", "content": "And Paris?"}, louvre]}], "Go to the Louvre."),
+        (
+            [
+                {
+                    "generated_text": [
+                        {"role": "system", "content": "Be brief."},
+                        user,
+                        hey,
+                        {"role": "user", "content": "And Paris?"},
+                        louvre,
+                    ]
+                }
+            ],
+            "Go to the Louvre.",
+        ),
     ]
     for response, expected in cases:
         got = call_answer(function, response)
-        need(not isinstance(got, dict), "return the reply's text (its \"content\"), not the whole message")
+        need(not isinstance(got, dict), 'return the reply\'s text (its "content"), not the whole message')
         need(got == expected, f"for a response ending in {expected!r} your function returned {got!r} (§1.4)")
     return "the text of the last reply, for a short and a longer chat"
 
@@ -95,10 +105,12 @@ def count_smollm2(total):
     expected = count_parameters(entry).total
     untied = expected + entry.config["vocab_size"] * entry.config["hidden_size"]
     need(isinstance(total, int), "give the count as a whole number of parameters")
-    need(not _close(total, untied, 0.005), "this config ties its embeddings: the output layer reuses them")
-    need(_close(total, expected, 0.005),
-         "not within 0.5%: per layer q, k, v, o (k and v have num_key_value_heads × head_dim outputs), "
-         "the MLP's three matrices, two norms; times the layers; plus the embeddings (§2.2)")
+    need(not close(total, untied, 0.005), "this config ties its embeddings: the output layer reuses them")
+    need(
+        close(total, expected, 0.005),
+        "not within 0.5%: per layer q, k, v, o (k and v have num_key_value_heads × head_dim outputs), "
+        "the MLP's three matrices, two norms; times the layers; plus the embeddings (§2.2)",
+    )
     return f"{total:,} parameters (counted from the config: {expected:,})"
 
 
@@ -107,10 +119,12 @@ def bf16_gigabytes(gb):
     """Exercise 2.2: the bf16 weights of Mistral-7B-Instruct-v0.3, in GB (10^9 bytes) or GiB."""
     params = count_parameters("mistralai/Mistral-7B-Instruct-v0.3").total
     need(isinstance(gb, (int, float)), "give a number of gigabytes")
-    need(not _close(gb, params / 1e9, 0.05), "that is the parameter count in billions: times the bytes per parameter")
-    need(not _close(gb, 4 * params / 1e9, 0.05), "that is fp32, 4 bytes per parameter; bf16 takes 2 (§2.3)")
-    need(_close(gb, 2 * params / 1e9, 0.02) or _close(gb, 2 * params / GiB, 0.02),
-         "not within 2%: parameters × bytes per parameter in bf16, then divide by 10^9 (§2.3)")
+    need(not close(gb, params / 1e9, 0.05), "that is the parameter count in billions: times the bytes per parameter")
+    need(not close(gb, 4 * params / 1e9, 0.05), "that is fp32, 4 bytes per parameter; bf16 takes 2 (§2.3)")
+    need(
+        close(gb, 2 * params / 1e9, 0.02) or close(gb, 2 * params / GiB, 0.02),
+        "not within 2%: parameters × bytes per parameter in bf16, then divide by 10^9 (§2.3)",
+    )
     return f"{gb:.1f} ({2 * params / 1e9:.2f} GB = {2 * params / GiB:.2f} GiB)"
 
 
@@ -121,8 +135,11 @@ def fit_16gb(names, candidates):
     answer, offered = ({n.rsplit("/", 1)[-1] for n in group} for group in (names, candidates))
     need(answer <= offered, f"only names from the list: {sorted(answer - offered)} are not in it")
     fits = {n for n in offered if estimate_memory(n, "bf16", context_length=4096).fits(16 * GiB)}
-    need(not answer - fits, f"{len(answer - fits)} of your models do not fit: count the KV cache and the "
-         "overhead too, not only the weights (§2.6)")
+    need(
+        not answer - fits,
+        f"{len(answer - fits)} of your models do not fit: count the KV cache and the "
+        "overhead too, not only the weights (§2.6)",
+    )
     need(not fits - answer, f"{len(fits - answer)} more of the list fit: `sizing.estimate_memory` says (§2.6)")
     return f"{len(fits)} of {len(offered)} fit in bf16"
 
@@ -130,30 +147,22 @@ def fit_16gb(names, candidates):
 # ----------------------------------------------------------------------------- 03 inside the pipeline
 
 
-def _ids(value):
-    """A list of token ids from a list, a one-row tensor or list of lists, or a dict with input_ids."""
-    if hasattr(value, "keys") and "input_ids" in value:
-        value = value["input_ids"]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    need(isinstance(value, list) and value, "pass token ids: a list, a tensor or the tokenizer's output")
-    if isinstance(value[0], list):
-        need(len(value) == 1, "pass the ids of one chat, not a batch")
-        value = value[0]
-    return [int(i) for i in value]
-
-
 @check
 def single_bos(ids, tokenizer, text):
     """Exercise 3.1: the ids of `text` (a rendered chat) with exactly one BOS."""
-    ids = _ids(ids)
+    ids = token_ids(ids)
     bos = tokenizer.bos_token_id
     if bos is not None:  # a tokenizer without a BOS token (Qwen's) has none to double
         leading = next((i for i, token in enumerate(ids) if token != bos), len(ids))
-        need(leading < 2, f"your ids start with {leading} BOS tokens: the rendered chat already begins with "
-             "one, so which step adds another, and what tells it not to? (§3.3)")
-        need(leading == 1, "your ids do not start with the BOS token: tokenize the rendered chat itself, "
-             "which begins with it (§3.3)")
+        need(
+            leading < 2,
+            f"your ids start with {leading} BOS tokens: the rendered chat already begins with "
+            "one, so which step adds another, and what tells it not to? (§3.3)",
+        )
+        need(
+            leading == 1,
+            "your ids do not start with the BOS token: tokenize the rendered chat itself, which begins with it (§3.3)",
+        )
     need(ids == tokenizer(text, add_special_tokens=False)["input_ids"], "these are not the ids of the rendered chat")
     return f"{len(ids)} ids, one BOS, as the template wrote them"
 
@@ -179,12 +188,19 @@ def greedy_reply(text, model, tokenizer, chat):
     need(isinstance(text, str), "pass the decoded text of the reply")
     need(not (text.endswith(expected) and text != expected), "your text holds the prompt: decode only the new tokens")
     mine, greedy = text.strip(), expected.strip()
-    need(not (mine and greedy.startswith(mine) and mine != greedy),
-         "not the greedy reply: yours is its start, then stops: how many new tokens may `generate` write? (§3.1)")
-    need(not (greedy and mine.startswith(greedy) and mine != greedy),
-         "not the greedy reply: yours goes on after its end: look again at steps 4 and 5 of §3.1")
-    need(mine == greedy, "not the greedy reply: does your prompt end where the assistant's reply begins "
-         "(step 2 of §3.1), and does `generate` take the most likely token each time (§3.2)?")
+    need(
+        not (mine and greedy.startswith(mine) and mine != greedy),
+        "not the greedy reply: yours is its start, then stops: how many new tokens may `generate` write? (§3.1)",
+    )
+    need(
+        not (greedy and mine.startswith(greedy) and mine != greedy),
+        "not the greedy reply: yours goes on after its end: look again at steps 4 and 5 of §3.1",
+    )
+    need(
+        mine == greedy,
+        "not the greedy reply: does your prompt end where the assistant's reply begins "
+        "(step 2 of §3.1), and does `generate` take the most likely token each time (§3.2)?",
+    )
     return "the same reply as the pipeline's greedy one"
 
 
@@ -199,9 +215,9 @@ def kv_cache_per_token(nbytes):
     """Exercise 4.1: bytes of KV cache one token takes in Mistral-7B-Instruct-v0.3, bf16."""
     expected = kv_cache_bytes(MISTRAL_7B, 1, dtype="bf16")
     need(isinstance(nbytes, (int, float)), "give a number of bytes")
-    need(not _close(nbytes, expected / 2, 0.01), "keys and values: two tensors per layer")
-    need(not _close(nbytes, expected * 4, 0.01), "count the key/value heads (num_key_value_heads), not the query heads")
-    need(_close(nbytes, expected, 0.01), "2 × layers × key/value heads × head_dim × bytes per value (§4.8)")
+    need(not close(nbytes, expected / 2, 0.01), "keys and values: two tensors per layer")
+    need(not close(nbytes, expected * 4, 0.01), "count the key/value heads (num_key_value_heads), not the query heads")
+    need(close(nbytes, expected, 0.01), "2 × layers × key/value heads × head_dim × bytes per value (§4.8)")
     return f"{expected:,} bytes per token"
 
 
@@ -212,10 +228,14 @@ def four_bit_ratio(model, ratio):
     bf16 = 2 * count_parameters(model.config).total
     measured = [bf16 / model_footprint(model), bf16 / model.get_memory_footprint()]
     need(isinstance(ratio, (int, float)) and ratio > 0, "give the ratio as a positive number")
-    need(ratio > 1 or not any(_close(1 / ratio, m, 0.05) for m in measured),
-         "upside down: divide the bf16 footprint by the 4-bit one")
-    need(any(_close(ratio, m, 0.05) for m in measured),
-         "not what this model measures: footprint in bf16 ÷ footprint in 4-bit (§4.5)")
+    need(
+        ratio > 1 or not any(close(1 / ratio, m, 0.05) for m in measured),
+        "upside down: divide the bf16 footprint by the 4-bit one",
+    )
+    need(
+        any(close(ratio, m, 0.05) for m in measured),
+        "not what this model measures: footprint in bf16 ÷ footprint in 4-bit (§4.5)",
+    )
     return f"{ratio:.2f} times smaller, not 4: the quiz of notebook 04 asks why"
 
 
@@ -240,8 +260,8 @@ def predicted_rate(prediction, gb_per_s, model):
     """Exercise 5.1: tokens/s the bandwidth rule predicts for `model` from `gb_per_s`."""
     expected = gb_per_s * 1e9 / weight_bytes_per_token(model)
     need(isinstance(prediction, (int, float)), "give tokens per second as a number")
-    need(not _close(prediction, expected / 1e9, 0.1), "the bandwidth is in GB/s: times 10^9 for bytes per second")
-    need(_close(prediction, expected, 0.1), "bytes per second ÷ bytes of weights read per token (§5.1)")
+    need(not close(prediction, expected / 1e9, 0.1), "the bandwidth is in GB/s: times 10^9 for bytes per second")
+    need(close(prediction, expected, 0.1), "bytes per second ÷ bytes of weights read per token (§5.1)")
     return "the rule's ceiling for this model at this bandwidth"
 
 
@@ -257,8 +277,11 @@ def measured_rate(tokens_per_s, model, tokenizer):
     measured = decode_speed(model, ids, new_tokens=32, repeats=1)[0]
     here = measured.new_tokens / measured.total_s  # the whole call, prompt included, as the exercise times it
     need(isinstance(tokens_per_s, (int, float)) and tokens_per_s > 0, "give tokens per second as a number")
-    need(here / 2.5 <= tokens_per_s <= here * 2.5, "far from what this check measures: count only the new "
-         "tokens and divide by the seconds `generate` took (time.perf_counter before and after)")
+    need(
+        here / 2.5 <= tokens_per_s <= here * 2.5,
+        "far from what this check measures: count only the new "
+        "tokens and divide by the seconds `generate` took (time.perf_counter before and after)",
+    )
     return "within 2.5× of what this check measured"
 
 
@@ -266,11 +289,14 @@ def measured_rate(tokens_per_s, model, tokenizer):
 def assisted_kwargs(kwargs, model, tokenizer):
     """Exercise 5.3: `generate` arguments that turn on prompt lookup or a draft model, same tokens."""
     need(isinstance(kwargs, dict), "a dict of keyword arguments for `generate`")
-    need(kwargs.get("prompt_lookup_num_tokens") or kwargs.get("assistant_model") is not None,
-         "turn on prompt lookup (prompt_lookup_num_tokens) or a draft (assistant_model) (§5.5)")
+    need(
+        kwargs.get("prompt_lookup_num_tokens") or kwargs.get("assistant_model") is not None,
+        "turn on prompt lookup (prompt_lookup_num_tokens) or a draft (assistant_model) (§5.5)",
+    )
     need(not kwargs.get("do_sample"), "keep greedy decoding (do_sample=False): the lesson is the same tokens, sooner")
-    inputs = _prompt(tokenizer, "What is a KV cache? A KV cache keeps the keys and values of earlier "
-                                "tokens. What is a KV cache?").to(model.device)
+    inputs = _prompt(
+        tokenizer, "What is a KV cache? A KV cache keeps the keys and values of earlier tokens. What is a KV cache?"
+    ).to(model.device)
     plain = model.generate(**inputs, max_new_tokens=32, do_sample=False)
     assisted = model.generate(**inputs, **{"max_new_tokens": 32, "do_sample": False, **kwargs})
     need(assisted.tolist() == plain.tolist(), "other tokens than greedy decoding: keep do_sample=False")
@@ -344,7 +370,7 @@ def tool_conversation(messages):
     need(isinstance(messages, list), "pass the list of messages `chatkit.run_tools` returned (§7.5)")
     roles = [("call" if m.get("tool_calls") else m.get("role")) for m in messages]
     need("call" in roles, "no tool call: ask something the calculator answers, with tools=tools")
-    need("tool" in roles[roles.index("call"):], "the call's result is missing: a message with role \"tool\"")
+    need("tool" in roles[roles.index("call") :], 'the call\'s result is missing: a message with role "tool"')
     need(roles[-1] == "assistant" and messages[-1].get("content"), "end with the model's answer")
     return "a call, its result, then the answer"
 
@@ -378,8 +404,11 @@ def streamed_reply(text, question, url, model_id):
     """Exercise 8.1: the streamed pieces of the reply to `question`, joined, are the whole reply."""
     need(isinstance(text, str) and text, "join the pieces into one string")
     expected = _server_reply(url, model_id, [{"role": "user", "content": question}])
-    need(text == expected, "not the server's reply: stream=True, temperature=0, max_tokens=64, "
-         "and keep every piece's delta.content (§8.2)")
+    need(
+        text == expected,
+        "not the server's reply: stream=True, temperature=0, max_tokens=64, "
+        "and keep every piece's delta.content (§8.2)",
+    )
     return "the pieces add up to the whole reply"
 
 
@@ -389,8 +418,8 @@ def tokens_per_second(function):
     for tokens, prompt, seconds in [(32, 20, 2.0), (10, 200, 0.5)]:
         usage = SimpleNamespace(completion_tokens=tokens, prompt_tokens=prompt, total_tokens=tokens + prompt)
         got = call_answer(function, SimpleNamespace(usage=usage), seconds)
-        need(not _close(got, (tokens + prompt) / seconds, 1e-6), "count the reply's tokens only, not the prompt's")
-        need(_close(got, tokens / seconds, 1e-6), "completion.usage says how many tokens the reply had")
+        need(not close(got, (tokens + prompt) / seconds, 1e-6), "count the reply's tokens only, not the prompt's")
+        need(close(got, tokens / seconds, 1e-6), "completion.usage says how many tokens the reply had")
     return "the reply's tokens per second, from usage"
 
 
@@ -398,9 +427,13 @@ def tokens_per_second(function):
 def follow_up(chat, url, model_id):
     """Exercise 8.3: a question, the server's reply, a follow-up, and its reply: the whole chat sent."""
     _valid_chat(chat)
-    need([m["role"] for m in chat] == ["user", "assistant", "user", "assistant"],
-         "four messages: a question, the reply, a follow-up, the reply")
+    need(
+        [m["role"] for m in chat] == ["user", "assistant", "user", "assistant"],
+        "four messages: a question, the reply, a follow-up, the reply",
+    )
     need(chat[1]["content"] == _server_reply(url, model_id, chat[:1]), "the first reply is not the server's")
-    need(chat[3]["content"] == _server_reply(url, model_id, chat[:3]),
-         "the second reply is not the server's to the whole chat: the server keeps no history, send it all")
+    need(
+        chat[3]["content"] == _server_reply(url, model_id, chat[:3]),
+        "the second reply is not the server's to the whole chat: the server keeps no history, send it all",
+    )
     return "the server answered the follow-up with the whole chat"

@@ -28,8 +28,7 @@ def _packed_bf16_supported():
     import torch
 
     return bool(
-        torch.backends.mkldnn.is_available()
-        and getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+        torch.backends.mkldnn.is_available() and getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
     )
 
 
@@ -75,8 +74,11 @@ def pack_linear_weights(model):
     count = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if (type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16
-                    and child.weight.device.type == "cpu"):
+            if (
+                type(child) is torch.nn.Linear
+                and child.weight.dtype == torch.bfloat16
+                and child.weight.device.type == "cpu"
+            ):
                 setattr(module, name, packed_class(child))
                 count += 1
     model.chatkit_packed_layers = count
@@ -95,10 +97,14 @@ def decoding_dtype(device="cpu"):
     if str(device).startswith("cuda"):
         return torch.bfloat16, "a GPU: bf16 reads half the bytes of fp32 per token, on fast kernels"
     if _packed_bf16_supported():
-        return torch.bfloat16, ("this CPU has fast bf16 kernels (oneDNN): bf16 reads half the bytes of fp32 "
-                                "per token, and its prepacked kernels read big matrices near the memory bandwidth")
-    return torch.float32, ("this CPU has no fast bf16 kernels (oneDNN reports none): fp32 runs on PyTorch's "
-                           "own fast fp32 kernels, where bf16 reads prompts several times slower")
+        return torch.bfloat16, (
+            "this CPU has fast bf16 kernels (oneDNN): bf16 reads half the bytes of fp32 "
+            "per token, and its prepacked kernels read big matrices near the memory bandwidth"
+        )
+    return torch.float32, (
+        "this CPU has no fast bf16 kernels (oneDNN reports none): fp32 runs on PyTorch's "
+        "own fast fp32 kernels, where bf16 reads prompts several times slower"
+    )
 
 
 def prepare_for_decoding(model, threads=None):
@@ -121,22 +127,33 @@ def prepare_for_decoding(model, threads=None):
     if device.type == "cpu":
         pack_linear_weights(model)
         if model.chatkit_packed_layers:
-            plan.append(f"{model.chatkit_packed_layers} bf16 linear layers prepacked for oneDNN's bf16 kernels "
-                        "(PyTorch's stock bf16 matrix-vector kernel reads about half the bandwidth)")
+            plan.append(
+                f"{model.chatkit_packed_layers} bf16 linear layers prepacked for oneDNN's bf16 kernels "
+                "(PyTorch's stock bf16 matrix-vector kernel reads about half the bandwidth)"
+            )
         elif dtype == torch.bfloat16:
-            plan.append("bf16 layers left on PyTorch's stock kernels: oneDNN has no fast bf16 kernels on this "
-                        "CPU; load the model in fast_decoding.decoding_dtype() (fp32 here) instead")
+            plan.append(
+                "bf16 layers left on PyTorch's stock kernels: oneDNN has no fast bf16 kernels on this "
+                "CPU; load the model in fast_decoding.decoding_dtype() (fp32 here) instead"
+            )
         else:
             plan.append(f"{str(dtype).replace('torch.', '')} layers keep PyTorch's own kernels")
     best, why = decoding_dtype(device.type)
-    plan.append(f"dtype: {str(dtype).replace('torch.', '')}" + (
-        f" (the recommended one here: {why})" if dtype == best
-        else f" (recommended here: {str(best).replace('torch.', '')}: {why})"))
-    plan.append("generate: static cache + torch.compile of the whole forward (fullgraph, CUDA graphs): eager "
-                "decoding on a GPU is bound by Python and kernel launches, not bandwidth (benchmarks/RESULTS.md)"
-                if device.type == "cuda" else
-                "generate: dynamic cache, no torch.compile (on a CPU compiling takes 22-26 s (benchmarks/RESULTS.md) and gains little "
-                "over this path: benchmarks/RESULTS.md)")
+    plan.append(
+        f"dtype: {str(dtype).replace('torch.', '')}"
+        + (
+            f" (the recommended one here: {why})"
+            if dtype == best
+            else f" (recommended here: {str(best).replace('torch.', '')}: {why})"
+        )
+    )
+    plan.append(
+        "generate: static cache + torch.compile of the whole forward (fullgraph, CUDA graphs): eager "
+        "decoding on a GPU is bound by Python and kernel launches, not bandwidth (benchmarks/RESULTS.md)"
+        if device.type == "cuda"
+        else "generate: dynamic cache, no torch.compile (on a CPU compiling takes 22-26 s (benchmarks/RESULTS.md) and gains little "
+        "over this path: benchmarks/RESULTS.md)"
+    )
     model.chatkit_decoding_plan = plan
     return model
 
@@ -145,8 +162,10 @@ def decoding_plan(model):
     """What `prepare_for_decoding` chose for `model` on this machine, and why: a list of lines."""
     plan = getattr(model, "chatkit_decoding_plan", None)
     if plan is None:
-        raise ValueError("this model has not been through fast_decoding.prepare_for_decoding(model) yet: "
-                         "call that first, then ask for its plan.")
+        raise ValueError(
+            "this model has not been through fast_decoding.prepare_for_decoding(model) yet: "
+            "call that first, then ask for its plan."
+        )
     return list(plan)
 
 

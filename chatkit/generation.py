@@ -79,7 +79,9 @@ def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetit
             "pass e.g. max_new_tokens=128"
         )
     if temperature is not None and not (_is_number(temperature) or isinstance(temperature, float)):
-        raise ValueError(f"temperature must be a number, got {temperature!r}; pass 0 for greedy decoding or e.g. 0.7 to sample")
+        raise ValueError(
+            f"temperature must be a number, got {temperature!r}; pass 0 for greedy decoding or e.g. 0.7 to sample"
+        )
     if temperature is not None and (not _is_number(temperature) or temperature < 0):
         raise ValueError(
             f"temperature must be 0 or more and finite, got {temperature!r}; pass temperature=0 for greedy decoding "
@@ -184,8 +186,12 @@ def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0):
     longest = _longest_token(tokenizer) if limit else 0
     at_least = math.ceil(len(text) / longest) if longest else 0  # tokens, known without tokenizing
     if limit and at_least + max_new_tokens > limit:
-        raise _too_long(f"at least {at_least:,} ({len(text):,} characters, and no token of this tokenizer "
-                        f"spells more than {longest})", max_new_tokens, limit)
+        raise _too_long(
+            f"at least {at_least:,} ({len(text):,} characters, and no token of this tokenizer "
+            f"spells more than {longest})",
+            max_new_tokens,
+            limit,
+        )
     # tokenize without adding special tokens: the template already wrote the BOS
     inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt")
     used = inputs["input_ids"].shape[1]
@@ -213,7 +219,7 @@ def reply(model, tokenizer, chat, tools=None, **settings):
     # 4. generate
     output = model.generate(**inputs, **kwargs)
     # 5. decode only the new tokens, leaving out the end-of-turn token
-    new_tokens = output[0, inputs["input_ids"].shape[1]:]
+    new_tokens = output[0, inputs["input_ids"].shape[1] :]
     return tokenizer.decode(new_tokens, skip_special_tokens=True)
 
 

@@ -133,13 +133,14 @@ def name_problem(name):
     if Path(name).expanduser().is_dir():
         return None
     if _looks_like_a_path(name):
-        return (f"There is no folder {name!r}, and it is not a valid Hub id either. Check the path, "
-                f"or pass {example}.")
+        return f"There is no folder {name!r}, and it is not a valid Hub id either. Check the path, or pass {example}."
     try:
         validate_repo_id(name)
     except HFValidationError:
-        return (f"{name!r} is not a local folder, and not a valid Hub id ('owner/name' of letters, "
-                f"digits, '-', '_' and '.'). Pass {example} or an existing folder.")
+        return (
+            f"{name!r} is not a local folder, and not a valid Hub id ('owner/name' of letters, "
+            f"digits, '-', '_' and '.'). Pass {example} or an existing folder."
+        )
     return None
 
 
@@ -300,7 +301,9 @@ def _from_hub(repo_id, entry, reachable):
     return ModelFacts(
         label=repo_id,
         config=config,
-        source="config.json from the Hugging Face Hub" if reachable else "config.json from the local Hugging Face cache",
+        source="config.json from the Hugging Face Hub"
+        if reachable
+        else "config.json from the local Hugging Face cache",
         params=total,
         params_source=total_source,
         active_params=entry.active_params if entry else None,
@@ -336,7 +339,8 @@ def model_facts(name, online=None):
         except (OSError, ValueError) as error:  # offline and not cached, gated, unknown repo
             if reachable:
                 reason = hub_error_message(repo_id, error) or (
-                    f"the Hub did not return {repo_id}'s config.json ({type(error).__name__})")
+                    f"the Hub did not return {repo_id}'s config.json ({type(error).__name__})"
+                )
     if entry is not None:
         return _from_entry(
             entry,

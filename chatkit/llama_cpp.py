@@ -47,8 +47,10 @@ class BenchResult:
     backend: str
 
     def __str__(self):
-        return (f"llama.cpp {self.model_type}: {self.tokens_per_s:.1f} ± {self.stddev:.1f} tok/s "
-                f"({self.threads} thread{'s' if self.threads != 1 else ''}, {self.backend})")
+        return (
+            f"llama.cpp {self.model_type}: {self.tokens_per_s:.1f} ± {self.stddev:.1f} tok/s "
+            f"({self.threads} thread{'s' if self.threads != 1 else ''}, {self.backend})"
+        )
 
 
 def find_llama_bench(candidates=()):
@@ -60,8 +62,10 @@ def find_llama_bench(candidates=()):
     named = os.environ.get(BENCH_ENV_VAR, "").strip()
     if named:
         if not (Path(named).is_file() and os.access(named, os.X_OK)):
-            raise FileNotFoundError(f"{BENCH_ENV_VAR}={named!r} is not an executable file; point it at "
-                                    "llama.cpp's llama-bench binary, or unset it.")
+            raise FileNotFoundError(
+                f"{BENCH_ENV_VAR}={named!r} is not an executable file; point it at "
+                "llama.cpp's llama-bench binary, or unset it."
+            )
         return named
     for candidate in candidates:
         if Path(candidate).is_file() and os.access(candidate, os.X_OK):
@@ -71,8 +75,21 @@ def find_llama_bench(candidates=()):
 
 def bench_command(gguf, binary, threads=1, new_tokens=64, repeats=3):
     """The llama-bench command line that decodes `new_tokens` after an empty prompt, JSON out."""
-    return [str(binary), "-m", str(gguf), "-p", "0", "-n", str(new_tokens), "-t", str(threads),
-            "-r", str(repeats), "-o", "json"]
+    return [
+        str(binary),
+        "-m",
+        str(gguf),
+        "-p",
+        "0",
+        "-n",
+        str(new_tokens),
+        "-t",
+        str(threads),
+        "-r",
+        str(repeats),
+        "-o",
+        "json",
+    ]
 
 
 def parse_report(text):
@@ -80,17 +97,22 @@ def parse_report(text):
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as error:
-        raise LlamaBenchError(f"llama-bench printed no JSON report ({error}); first line: "
-                              f"{text.strip().splitlines()[:1]}") from None
+        raise LlamaBenchError(
+            f"llama-bench printed no JSON report ({error}); first line: {text.strip().splitlines()[:1]}"
+        ) from None
     decode = [row for row in rows if isinstance(row, dict) and row.get("n_gen", 0) > 0 and row.get("n_prompt") == 0]
     if not decode:
-        raise LlamaBenchError("llama-bench's report has no decode row (n_prompt 0, n_gen > 0): "
-                              "run it with -p 0 -n N.")
+        raise LlamaBenchError("llama-bench's report has no decode row (n_prompt 0, n_gen > 0): run it with -p 0 -n N.")
     row = decode[0]
-    return BenchResult(tokens_per_s=float(row["avg_ts"]), stddev=float(row.get("stddev_ts", 0.0)),
-                       samples=[float(s) for s in row.get("samples_ts", [])], model_type=row.get("model_type", ""),
-                       model_bytes=int(row.get("model_size", 0)), threads=int(row.get("n_threads", 0)),
-                       backend=row.get("backends") or row.get("backend", ""))
+    return BenchResult(
+        tokens_per_s=float(row["avg_ts"]),
+        stddev=float(row.get("stddev_ts", 0.0)),
+        samples=[float(s) for s in row.get("samples_ts", [])],
+        model_type=row.get("model_type", ""),
+        model_bytes=int(row.get("model_size", 0)),
+        threads=int(row.get("n_threads", 0)),
+        backend=row.get("backends") or row.get("backend", ""),
+    )
 
 
 def llama_bench(gguf, binary=None, threads=1, new_tokens=64, repeats=3, timeout=600):
@@ -100,8 +122,9 @@ def llama_bench(gguf, binary=None, threads=1, new_tokens=64, repeats=3, timeout=
         raise FileNotFoundError(HOW_TO_GET)
     if not Path(gguf).is_file():
         raise FileNotFoundError(f"no GGUF file at {gguf}: convert the model first (benchmarks/peer.py does).")
-    done = subprocess.run(bench_command(gguf, binary, threads, new_tokens, repeats), capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        bench_command(gguf, binary, threads, new_tokens, repeats), capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
         raise LlamaBenchError(f"llama-bench exited with {done.returncode}: {done.stderr.strip()[-500:]}")
     return parse_report(done.stdout)

@@ -44,6 +44,7 @@ from .hub import DEFAULT_HUB_MODEL, describe_model, hub_error_message, name_prob
 from .machine import machine_memory
 from .sizing import DEFAULT_CONTEXT_LENGTH, DEFAULT_OVERHEAD, estimate_memory
 
+
 class ModelLoadError(OSError):
     """A model could not be loaded; the message says why and what to do about it."""
 
@@ -53,27 +54,35 @@ def _check_name(name, need_config=False):
     path = Path(str(name)).expanduser() if isinstance(name, (str, os.PathLike)) else None
     if path is not None and path.is_file():
         gguf = f" with gguf_file={path.name!r}" if path.suffix == ".gguf" else ""
-        raise ModelLoadError(f"{str(name)!r} is a file; pass the folder that holds the model (config.json, the "
-                             f"weights, the tokenizer files) instead: {str(path.parent)!r}{gguf}")
+        raise ModelLoadError(
+            f"{str(name)!r} is a file; pass the folder that holds the model (config.json, the "
+            f"weights, the tokenizer files) instead: {str(path.parent)!r}{gguf}"
+        )
     problem = name_problem(name)
     if problem is not None:
         raise ModelLoadError(problem)
     if path is None or not path.is_dir():
         return  # a Hub id
     if not any(path.iterdir()):
-        raise ModelLoadError(f"The folder {str(name)!r} is empty: no model was saved there. Save one with "
-                             "model.save_pretrained(folder) and tokenizer.save_pretrained(folder), or check the path.")
+        raise ModelLoadError(
+            f"The folder {str(name)!r} is empty: no model was saved there. Save one with "
+            "model.save_pretrained(folder) and tokenizer.save_pretrained(folder), or check the path."
+        )
     config = path / "config.json"
     if need_config and not config.is_file():
-        raise ModelLoadError(f"The folder {str(name)!r} has no config.json, so it is not a saved model (it has "
-                             f"{', '.join(sorted(p.name for p in path.iterdir())[:5])}). Check the path, or save "
-                             "the model there with model.save_pretrained(folder).")
+        raise ModelLoadError(
+            f"The folder {str(name)!r} has no config.json, so it is not a saved model (it has "
+            f"{', '.join(sorted(p.name for p in path.iterdir())[:5])}). Check the path, or save "
+            "the model there with model.save_pretrained(folder)."
+        )
     if config.is_file():
         try:
             json.loads(config.read_text(encoding="utf-8"))
         except ValueError as error:  # also a UnicodeDecodeError
-            raise ModelLoadError(f"{str(config)!r} is not valid JSON ({error}): the file is damaged or was cut "
-                                 "short. Download the model again, or fix the file.") from None
+            raise ModelLoadError(
+                f"{str(config)!r} is not valid JSON ({error}): the file is damaged or was cut "
+                "short. Download the model again, or fix the file."
+            ) from None
 
 
 def _raise_helpful(name, error):
@@ -142,15 +151,18 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
         guard_loading(ref, ref.config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
     tokenizer = _tokenizer(name, trust_remote_code=kwargs["trust_remote_code"])
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map,
-                                                           output_loading_info=True, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype, device_map=device_map, output_loading_info=True, **kwargs
+        )
     except RuntimeError as error:  # transformers refuses weights of the wrong shape (ignore_mismatched_sizes)
         if "mismatched" not in str(error):
             raise
         raise _weights_do_not_match(ref.label, "some weights have another shape than config.json says") from None
     except SafetensorError as error:
-        raise ModelLoadError(f"A weights file (.safetensors) of {ref.label} is damaged ({error}): "
-                             "it was probably cut short while downloading or copying. Download it again.") from None
+        raise ModelLoadError(
+            f"A weights file (.safetensors) of {ref.label} is damaged ({error}): "
+            "it was probably cut short while downloading or copying. Download it again."
+        ) from None
     except OSError as error:
         if kwargs["use_safetensors"] and "safetensors" in str(error) and hub_error_message(name, error) is None:
             raise ModelLoadError(
@@ -197,8 +209,11 @@ class NotEnoughMemoryError(MemoryError):
 SMALLER_OPTIONS = (
     ("bf16", "dtype=torch.bfloat16"),
     ("int8", "quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16"),
-    ("4bit", 'quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
-             "bnb_4bit_use_double_quant=True), dtype=torch.bfloat16"),
+    (
+        "4bit",
+        'quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
+        "bnb_4bit_use_double_quant=True), dtype=torch.bfloat16",
+    ),
 )
 
 
@@ -217,8 +232,7 @@ def _open(model, config=None):
     return ModelRef(describe_model(getattr(config, "name_or_path", "") or "the model"), config)
 
 
-def loading_estimate(model, dtype="auto", quantization_config=None, *, config=None,
-                     context_length=None, overhead=None):
+def loading_estimate(model, dtype="auto", quantization_config=None, *, config=None, context_length=None, overhead=None):
     """`chatkit.sizing.estimate_memory` for what `from_pretrained(model, dtype=..., quantization_config=...)` loads.
 
     model: a model name or folder (or a transformers config); `config` skips reading it again.
@@ -250,8 +264,18 @@ def _estimate(ref, dtype="auto", quantization_config=None, context_length=None, 
     )
 
 
-def check_fits(model, dtype="auto", quantization_config=None, *, config=None, available_bytes=None,
-               device=None, context_length=None, overhead=None, allow_oversize=False):
+def check_fits(
+    model,
+    dtype="auto",
+    quantization_config=None,
+    *,
+    config=None,
+    available_bytes=None,
+    device=None,
+    context_length=None,
+    overhead=None,
+    allow_oversize=False,
+):
     """The memory guard: estimate what loading needs and refuse when this machine cannot hold it.
 
     Returns the `MemoryEstimate` (weights + KV cache for `context_length` tokens + overhead; the
@@ -270,8 +294,9 @@ def check_fits(model, dtype="auto", quantization_config=None, *, config=None, av
     """
     ref = _open(model, config)
     estimate = _estimate(ref, dtype, quantization_config, context_length, overhead)
-    return _refuse_if_too_big(ref, estimate, available_bytes=available_bytes, device=device,
-                              allow_oversize=allow_oversize)
+    return _refuse_if_too_big(
+        ref, estimate, available_bytes=available_bytes, device=device, allow_oversize=allow_oversize
+    )
 
 
 def _refuse_if_too_big(ref, estimate, *, available_bytes=None, device=None, allow_oversize=False):
@@ -298,9 +323,13 @@ def _too_big_message(ref, estimate, *, available_bytes, where):
     asked = "bf16" if estimate.dtype == "fp16" else estimate.dtype  # same size: suggest what is smaller
     start = order.index(asked) + 1 if asked in order else 0
     for key, how in SMALLER_OPTIONS[start:]:
-        option = _estimate(ref, "bf16" if key != "int8" else "fp16",
-                           None if key == "bf16" else _option_config(key),
-                           context_length=estimate.context_length, overhead=estimate.overhead_fraction)
+        option = _estimate(
+            ref,
+            "bf16" if key != "int8" else "fp16",
+            None if key == "bf16" else _option_config(key),
+            context_length=estimate.context_length,
+            overhead=estimate.overhead_fraction,
+        )
         verdict = "fits" if option.total <= available_bytes else "does not fit either"
         lines.append(f"- {key}: about {format_bytes(option.total)} ({verdict}): {how}")
     lines.append(
@@ -311,8 +340,7 @@ def _too_big_message(ref, estimate, *, available_bytes, where):
     return "\n".join(lines)
 
 
-def guard_loading(model, config, dtype="auto", quantization_config=None, device_map=None,
-                  allow_oversize=False):
+def guard_loading(model, config, dtype="auto", quantization_config=None, device_map=None, allow_oversize=False):
     """What `chatkit.load_model` runs before reading weights: `check_fits`, skipped where it cannot judge.
 
     Returns the estimate, or None when the architecture cannot be sized (a model type sizing cannot
@@ -331,6 +359,7 @@ def guard_loading(model, config, dtype="auto", quantization_config=None, device_
         return None
     device = "cpu" if device_map in ("cpu", {"": "cpu"}) else None
     return _refuse_if_too_big(ref, estimate, device=device)
+
 
 def _option_config(key):
     if key == "int8":

@@ -231,10 +231,7 @@ def cache_bytes(cache):
             else:
                 total += cache_bytes(item)
         return total
-    raise ValueError(
-        f"cache_bytes needs a transformers Cache or a tuple of tensors, not {type(cache).__name__}."
-    )
-
+    raise ValueError(f"cache_bytes needs a transformers Cache or a tuple of tensors, not {type(cache).__name__}.")
 
 
 @dataclass(frozen=True)

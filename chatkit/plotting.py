@@ -40,8 +40,9 @@ def _figure(width=6.0, height=3.6):
     return fig, fig.add_subplot()
 
 
-def plot_speed_vs_bytes(weight_bytes, tokens_per_s, bandwidth_gb_s, labels=None, title=None,
-                        bandwidth_label="copy bandwidth"):
+def plot_speed_vs_bytes(
+    weight_bytes, tokens_per_s, bandwidth_gb_s, labels=None, title=None, bandwidth_label="copy bandwidth"
+):
     """Measured tokens/s against bytes per token, with the line bandwidth ÷ bytes.
 
     `weight_bytes` and `tokens_per_s` are equal-length sequences (one point per model);
@@ -81,8 +82,9 @@ def plot_bars(values, ylabel="tokens/s", title=None, annotate="{:.1f}"):
     labels, heights = list(values), [float(v) for v in values.values()]
     bars = ax.bar(labels, heights, color=[f"C{i % 10}" for i in range(len(labels))])
     for bar, height in zip(bars, heights):
-        ax.annotate(annotate.format(height), (bar.get_x() + bar.get_width() / 2, height),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            annotate.format(height), (bar.get_x() + bar.get_width() / 2, height), ha="center", va="bottom", fontsize=8
+        )
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)

@@ -48,31 +48,36 @@ def loads_offline(name, timeout=600):
     """(True, "") when `name` loads with HF_HUB_OFFLINE=1 in a fresh Python; else (False, the error's last line)."""
     code = "import sys, chatkit; chatkit.quiet(); chatkit.load_model(sys.argv[1], device_map=None)"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    done = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True, timeout=timeout)
     last = (done.stderr.strip().splitlines() or [""])[-1]
     return done.returncode == 0, last
 
 
 def main(argv=None, ask=input):
     parser = argparse.ArgumentParser(prog="python -m chatkit prefetch", description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", default=[DEFAULT_HUB_MODEL],
-                        help=f"Hub model ids (default: {DEFAULT_HUB_MODEL})")
+    parser.add_argument(
+        "models", nargs="*", default=[DEFAULT_HUB_MODEL], help=f"Hub model ids (default: {DEFAULT_HUB_MODEL})"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
     parser.add_argument("--yes", action="store_true", help="download without asking")
     args = parser.parse_args(argv)
     if hub_offline_requested():
-        print("HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: prefetch needs the Hub. Unset it (for this "
-              "command) and try again.",
-              file=sys.stderr)
+        print(
+            "HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: prefetch needs the Hub. Unset it (for this "
+            "command) and try again.",
+            file=sys.stderr,
+        )
         return 2
     plan = {}
     for name in args.models:
         try:
             plan[name] = files_to_fetch(name)
         except Exception as error:  # noqa: BLE001 - the Hub's own message says what was wrong
-            print(f"{name}: cannot list its files ({type(error).__name__}: {error}). Check the name, your "
-                  "connection, and for a gated model your access and token (hf auth login).", file=sys.stderr)
+            print(
+                f"{name}: cannot list its files ({type(error).__name__}: {error}). Check the name, your "
+                "connection, and for a gated model your access and token (hf auth login).",
+                file=sys.stderr,
+            )
             return 1
         size = sum(b for _, b in plan[name])
         print(f"{name}: {len(plan[name])} files, {format_bytes(size)}")
@@ -80,8 +85,9 @@ def main(argv=None, ask=input):
     print(f"total: {format_bytes(total)}")
     if args.dry_run:
         return 0
-    if not args.yes and ask(f"Download {format_bytes(total)} into the Hugging Face cache? [y/N] ").strip().lower() \
-            not in {"y", "yes"}:
+    if not args.yes and ask(
+        f"Download {format_bytes(total)} into the Hugging Face cache? [y/N] "
+    ).strip().lower() not in {"y", "yes"}:
         print("nothing downloaded")
         return 1
     failed = []

@@ -38,8 +38,7 @@ def encode_chats(tokenizer, chats, max_tokens=512):
     """Render each chat with the tokenizer's chat template into a 1-D tensor of token ids."""
     import torch
 
-    return [torch.tensor(_encode(tokenizer, chat, i)[0][:max_tokens], dtype=torch.long)
-            for i, chat in enumerate(chats)]
+    return [torch.tensor(_encode(tokenizer, chat, i)[0][:max_tokens], dtype=torch.long) for i, chat in enumerate(chats)]
 
 
 def _assistant_spans(tokenizer, chat, text):
@@ -90,8 +89,9 @@ def _check_sequences(sequences):
         raise ValueError("no sequences given: pass a list of 1-D token-id tensors (see encode_chats).")
     for index, seq in enumerate(sequences):
         if seq.dim() != 1 or seq.numel() < 2:
-            raise ValueError(f"sequence {index} must be a 1-D tensor of at least 2 token ids, "
-                             f"got shape {tuple(seq.shape)}.")
+            raise ValueError(
+                f"sequence {index} must be a 1-D tensor of at least 2 token ids, got shape {tuple(seq.shape)}."
+            )
 
 
 def _logits(model, seq):
@@ -129,8 +129,9 @@ def next_token_agreement(model, reference, sequences):
 
 
 def _check_masks(sequences, masks):
-    if masks is not None and (len(masks) != len(sequences)
-                              or any(m.shape != s.shape for m, s in zip(masks, sequences))):
+    if masks is not None and (
+        len(masks) != len(sequences) or any(m.shape != s.shape for m, s in zip(masks, sequences))
+    ):
         raise ValueError("masks must hold one bool tensor per sequence, of the same length (assistant_masks).")
 
 

@@ -36,18 +36,24 @@ class Question:
 def _question(entry, where):
     """A Question from one entry of the quiz file, whose "answer" is a letter; a ValueError says where."""
     choices = tuple(entry["choices"])
-    if entry["answer"] not in LETTERS[:len(choices)]:
-        raise ValueError(f"{where}: its answer {entry['answer']!r} is not the letter of one of its "
-                         f"{len(choices)} choices (a–{LETTERS[len(choices) - 1]})")
+    if entry["answer"] not in LETTERS[: len(choices)]:
+        raise ValueError(
+            f"{where}: its answer {entry['answer']!r} is not the letter of one of its "
+            f"{len(choices)} choices (a–{LETTERS[len(choices) - 1]})"
+        )
     return Question(entry["question"], choices, LETTERS.index(entry["answer"]), entry["reason"])
 
 
 def load_quizzes(path=DATA_FILE):
     """{notebook number: (Question, ...)} from a quiz file laid out as `chatkit/data/quizzes.json` is."""
     quizzes = json.loads(Path(path).read_text(encoding="utf-8"))["quizzes"]
-    return {int(number): tuple(_question(entry, f"{Path(path).name}, notebook {number}, question {index}")
-                               for index, entry in enumerate(entries, 1))
-            for number, entries in sorted(quizzes.items(), key=lambda item: int(item[0]))}
+    return {
+        int(number): tuple(
+            _question(entry, f"{Path(path).name}, notebook {number}, question {index}")
+            for index, entry in enumerate(entries, 1)
+        )
+        for number, entries in sorted(quizzes.items(), key=lambda item: int(item[0]))
+    }
 
 
 QUIZZES = load_quizzes()
@@ -62,8 +68,9 @@ def _notebooks_with_a_quiz():
 
 def _quiz(notebook):
     if isinstance(notebook, bool) or not isinstance(notebook, int) or notebook not in QUIZZES:
-        raise ValueError(f"no quiz for notebook {notebook!r}: there are quizzes for notebooks "
-                         f"{_notebooks_with_a_quiz()}")
+        raise ValueError(
+            f"no quiz for notebook {notebook!r}: there are quizzes for notebooks {_notebooks_with_a_quiz()}"
+        )
     return QUIZZES[notebook]
 
 
@@ -78,8 +85,7 @@ def _choice_index(question, choice, where):
             return LETTERS.index(letter)
         if choice in question.choices:
             return question.choices.index(choice)
-    raise ValueError(f"{where} has choices a–{LETTERS[n - 1]} (or 0–{n - 1}, or a choice's exact text); "
-                     f"got {choice!r}")
+    raise ValueError(f"{where} has choices a–{LETTERS[n - 1]} (or 0–{n - 1}, or a choice's exact text); got {choice!r}")
 
 
 def _html(text):
@@ -97,8 +103,9 @@ def quiz_text(notebook):
         for letter, choice in zip(LETTERS, question.choices):
             lines += textwrap.wrap(f"{letter}) {choice}", initial_indent="   ", subsequent_indent="      ", **wrap)
         lines.append("")
-    lines.append(f'Without widgets: chatkit.quiz.answer({notebook}, 1, "your letter") checks your answer to '
-                 "question 1.")
+    lines.append(
+        f'Without widgets: chatkit.quiz.answer({notebook}, 1, "your letter") checks your answer to question 1.'
+    )
     return "\n".join(lines)
 
 

@@ -130,8 +130,9 @@ class Server:
         return f"Server({self.url}, {'running' if self.process.poll() is None else 'stopped'})"
 
 
-def start_server(model, port=None, host=LOOPBACK, continuous_batching=False, options=(), timeout=120,
-                 allow_network=False):
+def start_server(
+    model, port=None, host=LOOPBACK, continuous_batching=False, options=(), timeout=120, allow_network=False
+):
     """Start `transformers serve model` and return the `Server` once its /health answers.
 
     `options` are more `transformers serve` flags, e.g. `["--cb-num-blocks", "64"]`. The `Server`'s
@@ -152,13 +153,21 @@ def start_server(model, port=None, host=LOOPBACK, continuous_batching=False, opt
     command = serve_command(model, port, host, continuous_batching, options)
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if not is_loopback(host):
-        print(f"warning: {url} has no API key: anyone who can reach port {port} of this machine can send the "
-              "model any prompt and read its replies, and keep it busy for everyone (there is no per-user "
-              "limit). Stop it with server.stop() when the session ends.")
+        print(
+            f"warning: {url} has no API key: anyone who can reach port {port} of this machine can send the "
+            "model any prompt and read its replies, and keep it busy for everyone (there is no per-user "
+            "limit). Stop it with server.stop() when the session ends."
+        )
     log = tempfile.NamedTemporaryFile("w+", prefix="chatkit-serve-", suffix=".log", delete=False)
     env = dict(os.environ, TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True,
-                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
     server = Server(process, url, log, command)
     atexit.register(server.stop)
     deadline = time.monotonic() + timeout
@@ -206,8 +215,13 @@ def request_body(model, chat, stream, tools=None, **settings):
         )
     kwargs = generation_settings(**settings)
     greedy = not kwargs.pop("do_sample")
-    body = {"model": model, "messages": chat, "stream": stream, "max_tokens": kwargs.pop("max_new_tokens"),
-            "temperature": 0.0 if greedy else kwargs.pop("temperature")}
+    body = {
+        "model": model,
+        "messages": chat,
+        "stream": stream,
+        "max_tokens": kwargs.pop("max_new_tokens"),
+        "temperature": 0.0 if greedy else kwargs.pop("temperature"),
+    }
     if "top_p" in kwargs:
         body["top_p"] = kwargs.pop("top_p")
     extra = {name: kwargs.pop(name) for name in IN_GENERATION_CONFIG if name in kwargs}
@@ -281,8 +295,9 @@ class ServerModel:
             try:
                 event = json.loads(data)
             except ValueError:
-                raise ServerError(f"the server at {self.url} sent an event that is not JSON: {data[:300]!r}; "
-                                  "its log says why") from None
+                raise ServerError(
+                    f"the server at {self.url} sent an event that is not JSON: {data[:300]!r}; its log says why"
+                ) from None
             if "error" in event:
                 error = event["error"]
                 message = error.get("message", error) if isinstance(error, dict) else error
@@ -300,9 +315,11 @@ class ServerModel:
         if stop_event is not None and stop_event.is_set():
             return
         if not finished:
-            raise ServerError(f"the reply from {self.url} was cut short: the stream ended before the server said "
-                              "it was done, so the text is incomplete. The server may have stopped or crashed: "
-                              "its log says why")
+            raise ServerError(
+                f"the reply from {self.url} was cut short: the stream ended before the server said "
+                "it was done, so the text is incomplete. The server may have stopped or crashed: "
+                "its log says why"
+            )
         for call in calls.values():
             yield _tool_call_text(call)
 
@@ -358,33 +375,41 @@ class ServerModel:
         except (TimeoutError, socket.timeout):
             raise ServerError(f"the server at {self.url} did not answer within {self.timeout} s") from None
         except OSError as error:
-            raise ServerError(f"cannot reach the server at {self.url} ({error}): is it running, "
-                              "and is the address right?") from None
+            raise ServerError(
+                f"cannot reach the server at {self.url} ({error}): is it running, and is the address right?"
+            ) from None
         if response.status >= 400:
             detail = response.read(2000).decode(errors="replace").strip()[:300]
             raise self._refused(response.status, detail)
         kind = response.getheader("Content-Type") or "no content type"
         if "text/event-stream" not in kind:
             start = response.read(200).decode(errors="replace").strip()
-            raise ServerError(f"the server at {self.url} answered with {kind}, not a stream of events: {start!r}; "
-                              "is this the address of an OpenAI-compatible server (transformers serve, vLLM)?")
+            raise ServerError(
+                f"the server at {self.url} answered with {kind}, not a stream of events: {start!r}; "
+                "is this the address of an OpenAI-compatible server (transformers serve, vLLM)?"
+            )
         return sock, response
 
     def _refused(self, status, detail):
         """The ServerError for an HTTP error status: which kind of failure, and what to do about it."""
         if status >= 500:
-            return ServerError(f"the server at {self.url} failed (HTTP {status}): {detail}; its log says why "
-                               "(Server.log() for a server chatkit started)")
+            return ServerError(
+                f"the server at {self.url} failed (HTTP {status}): {detail}; its log says why "
+                "(Server.log() for a server chatkit started)"
+            )
         refused = f"the server at {self.url} refused the request (HTTP {status}): {detail}; "
         if status in (401, 403):
             given = " (the api_key given was refused)" if self.api_key else ""
-            return ServerError(refused + f"the server wants an API key/token{given}: pass "
-                                         "ServerModel(url, model, api_key=...)")
+            return ServerError(
+                refused + f"the server wants an API key/token{given}: pass ServerModel(url, model, api_key=...)"
+            )
         if status == 404:
             served = self.served_models()
-            return ServerError(refused + f"no such model on this server ({self.name_or_path!r} is what was asked "
-                               f"for): " + (f"it serves {', '.join(served)}" if served else
-                                           "it did not say which it serves (GET /v1/models)"))
+            return ServerError(
+                refused + f"no such model on this server ({self.name_or_path!r} is what was asked "
+                f"for): "
+                + (f"it serves {', '.join(served)}" if served else "it did not say which it serves (GET /v1/models)")
+            )
         return ServerError(refused + f"check the model name ({self.name_or_path!r} is what was asked for)")
 
     def served_models(self):

@@ -50,7 +50,6 @@ DEFAULT_OVERHEAD = 0.20
 DEFAULT_CONTEXT_LENGTH = 4096
 
 
-
 # ------------------------------------------------------------------------------------- KV cache
 def _layer_cache_tokens(config, context_length):
     """Tokens each layer's KV cache holds for a context: all of them, or a sliding window's worth.
@@ -161,14 +160,11 @@ class MemoryEstimate:
     def __str__(self):
         parts = [f"weights {self.weights / GiB:.2f} GiB"]
         if self.context_length:
-            parts.append(
-                f"KV cache {self.kv_cache / GiB:.2f} GiB ({self.context_length:,} tokens × {self.batch_size})"
-            )
+            parts.append(f"KV cache {self.kv_cache / GiB:.2f} GiB ({self.context_length:,} tokens × {self.batch_size})")
         parts.append(f"overhead {self.overhead / GiB:.2f} GiB ({self.overhead_fraction:.0%})")
         lines = [f"{self.model} in {self.dtype}: {self.total_gib:.2f} GiB = " + " + ".join(parts)]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
-
 
 
 def _resolve(model):
@@ -218,8 +214,10 @@ def _weights_from_a_count(parameters, key, double_quant):
         constants = blocks + 4 * math.ceil(blocks / BNB_NESTED_BLOCKSIZE) if double_quant else 4 * blocks
     notes = []
     if key in ("int8", "4bit"):
-        notes.append("every parameter counted as quantized: without the architecture, the layers "
-                     "bitsandbytes keeps in 16-bit are unknown")
+        notes.append(
+            "every parameter counted as quantized: without the architecture, the layers "
+            "bitsandbytes keeps in 16-bit are unknown"
+        )
     return weights + constants, constants, notes
 
 
@@ -300,8 +298,7 @@ def estimate_memory(
             notes.append("KV cache not included: it needs the architecture (a config)")
     else:
         parameters = counted.total
-        weights, constants, notes = _weights_from_the_architecture(counted, key, base, double_quant,
-                                                                   quantize_experts)
+        weights, constants, notes = _weights_from_the_architecture(counted, key, base, double_quant, quantize_experts)
         kv = kv_cache_bytes(counted, context_length, batch_size, kv_dtype) if context_length else 0
     weights = int(weights)
     return MemoryEstimate(
@@ -327,8 +324,15 @@ def _label(model):
     return getattr(model, "name", None) or getattr(model, "repo_id", None) or "model"
 
 
-def memory_table(models, dtypes=("fp32", "bf16", "int8", "4bit"), *, context_length=DEFAULT_CONTEXT_LENGTH,
-                 batch_size=1, overhead=DEFAULT_OVERHEAD, **kwargs):
+def memory_table(
+    models,
+    dtypes=("fp32", "bf16", "int8", "4bit"),
+    *,
+    context_length=DEFAULT_CONTEXT_LENGTH,
+    batch_size=1,
+    overhead=DEFAULT_OVERHEAD,
+    **kwargs,
+):
     """GiB each model needs per dtype (weights + KV cache + overhead), as a `Table`.
 
     Example:
@@ -342,10 +346,13 @@ def memory_table(models, dtypes=("fp32", "bf16", "int8", "4bit"), *, context_len
     rows = []
     for model in models:
         resolved = _resolved_once(model)
-        estimates = [estimate_memory(resolved, d, context_length=context_length, batch_size=batch_size,
-                                     overhead=overhead, **kwargs) for d in dtypes]
-        rows.append((_label(model), params_text(estimates[0].parameters),
-                     *(f"{e.total_gib:.1f}" for e in estimates)))
+        estimates = [
+            estimate_memory(
+                resolved, d, context_length=context_length, batch_size=batch_size, overhead=overhead, **kwargs
+            )
+            for d in dtypes
+        ]
+        rows.append((_label(model), params_text(estimates[0].parameters), *(f"{e.total_gib:.1f}" for e in estimates)))
     return Table(
         columns=("model", "params", *(f"{d} GiB" for d in dtypes)),
         rows=tuple(rows),
@@ -353,8 +360,16 @@ def memory_table(models, dtypes=("fp32", "bf16", "int8", "4bit"), *, context_len
     )
 
 
-def fit_table(models, hardware=None, dtypes=("bf16", "int8", "4bit"), *,
-              context_length=DEFAULT_CONTEXT_LENGTH, batch_size=1, overhead=DEFAULT_OVERHEAD, **kwargs):
+def fit_table(
+    models,
+    hardware=None,
+    dtypes=("bf16", "int8", "4bit"),
+    *,
+    context_length=DEFAULT_CONTEXT_LENGTH,
+    batch_size=1,
+    overhead=DEFAULT_OVERHEAD,
+    **kwargs,
+):
     """For each model and each hardware, the first dtype in `dtypes` that fits, or "no", as a `Table`.
 
     hardware: Hardware entries (default: `COMMON_HARDWARE`); add `chatkit.machine.your_machine()` for this one.
@@ -371,8 +386,12 @@ def fit_table(models, hardware=None, dtypes=("bf16", "int8", "4bit"), *,
     rows = []
     for model in models:
         resolved = _resolved_once(model)
-        estimates = [estimate_memory(resolved, d, context_length=context_length, batch_size=batch_size,
-                                     overhead=overhead, **kwargs) for d in dtypes]
+        estimates = [
+            estimate_memory(
+                resolved, d, context_length=context_length, batch_size=batch_size, overhead=overhead, **kwargs
+            )
+            for d in dtypes
+        ]
         row = [_label(model)]
         for place in hardware:
             row.append(next((e.dtype for e in estimates if e.fits(place)), "no"))
@@ -380,6 +399,8 @@ def fit_table(models, hardware=None, dtypes=("bf16", "int8", "4bit"), *,
     return Table(
         columns=("model", *(f"{h.name} ({h.memory_gib:.0f} GiB)" for h in hardware)),
         rows=tuple(rows),
-        notes=(f"first of {', '.join(dtypes)} whose weights + KV cache for {context_length:,} tokens × "
-               f"{batch_size} + {overhead:.0%} overhead fit",),
+        notes=(
+            f"first of {', '.join(dtypes)} whose weights + KV cache for {context_length:,} tokens × "
+            f"{batch_size} + {overhead:.0%} overhead fit",
+        ),
     )

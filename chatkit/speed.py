@@ -155,8 +155,9 @@ def bytes_per_token(config, dtype="bf16", base_dtype="bf16", double_quant=False)
     lookup_only = 0 if tied else text.vocab_size * text.hidden_size
     key, base = normalize_dtype(dtype), normalize_dtype(base_dtype)
     if key in ("int8", "4bit"):
-        weights = estimate_memory(counts, key, context_length=0, overhead=0, base_dtype=base,
-                                  double_quant=double_quant).weights
+        weights = estimate_memory(
+            counts, key, context_length=0, overhead=0, base_dtype=base, double_quant=double_quant
+        ).weights
         inactive = counts.total - counts.active  # unquantized MoE experts a token does not use
         return int(weights - (lookup_only + inactive) * BYTES_PER_PARAM[base] - counts.buffer_bytes)
     return int((counts.active - lookup_only) * BYTES_PER_PARAM[key])
@@ -233,7 +234,9 @@ def decode_speed(model, input_ids, new_tokens=32, repeats=3, warmup=True, force_
         timed_generate(model, input_ids, 2, force_length, **generate_kwargs)
     # One token needs no drafting: time it without a draft or prompt lookup (they cannot speed up a
     # single token, and transformers 5.15's assisted decoding fails when asked for one).
-    first_kwargs = {k: v for k, v in generate_kwargs.items() if k not in ("assistant_model", "prompt_lookup_num_tokens")}
+    first_kwargs = {
+        k: v for k, v in generate_kwargs.items() if k not in ("assistant_model", "prompt_lookup_num_tokens")
+    }
     firsts, totals, output = [], [], None
     for _ in range(repeats):
         firsts.append(timed_generate(model, input_ids, 1, force_length, **first_kwargs)[0])
@@ -257,8 +260,11 @@ def matrix_time_per_token(model, repeats=5):
 
     device = model_device(model)
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    layers = [m for m in model.modules()
-              if hasattr(m, "in_features") and hasattr(m, "out_features") and not list(m.children())]
+    layers = [
+        m
+        for m in model.modules()
+        if hasattr(m, "in_features") and hasattr(m, "out_features") and not list(m.children())
+    ]
     inputs = {m.in_features: torch.randn(1, 1, m.in_features, dtype=dtype, device=device) for m in layers}
 
     def once():
@@ -290,8 +296,12 @@ def token_time_parts(weight_bytes, copy_gb_s, token_s, matrix_s, fixed_s=0.0):
     """
     read = weight_bytes / (copy_gb_s * 1e9)
     shortfall = max(matrix_s - read, 0.0)
-    return {"reading the weights": read, "matrix kernels' shortfall": shortfall, "fixed cost": fixed_s,
-            "the rest": token_s - read - shortfall - fixed_s}
+    return {
+        "reading the weights": read,
+        "matrix kernels' shortfall": shortfall,
+        "fixed cost": fixed_s,
+        "the rest": token_s - read - shortfall - fixed_s,
+    }
 
 
 def _one_static_cache(model, max_cache_len, generate_kwargs):
@@ -379,5 +389,3 @@ def experts_read(model, input_ids):
         chosen = logits.topk(k, dim=-1).indices
         counts.append(int(torch.unique(chosen).numel()))
     return counts
-
-

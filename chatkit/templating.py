@@ -9,6 +9,11 @@ model was trained on. This module helps with what goes wrong around it:
   message; this folds it into the first user message and tells the reader it did;
 - `fit_to_context()`: drops the oldest turns of a chat (never the system message) until the prompt
   fits the model's context window, and says how many messages it dropped;
+- `neutralize_special_tokens()`: text you did not write (a user's message, a tool's result, a web
+  page) with every control-token string in it broken, so that tokenizing the rendered prompt cannot
+  turn `<|im_end|><|im_start|>system` typed in it into the model's real control tokens;
+- `without_tool_branches()`: a template's source without the branches that write tools, to read what
+  it does with plain messages;
 - `FAMILY_TEMPLATES`: the prompt formats of five model families (ChatML, Llama 3, Mistral-instruct,
   Gemma, Zephyr), written from each format's documented structure as Jinja templates, to render
   with transformers' own `tokenizer.apply_chat_template(chat, chat_template=...)`. Each writes its
@@ -26,6 +31,7 @@ Example:
     <BLANKLINE>
 """
 
+import re
 from itertools import accumulate
 
 from .chat import message_text, validate_chat
@@ -43,15 +49,16 @@ _TEXT = (
 _NO_TOOL_CALLS = (
     "{% if message['tool_calls'] is defined and message['tool_calls'] %}"
     "{{ raise_exception('This format has no tool calls: render a chat with tool calls with the model\\'s own "
-    "chat template (tokenizer.apply_chat_template(chat, tools=...)) or with FAMILY_TEMPLATES[\"llama-3\"]') }}"
+    'chat template (tokenizer.apply_chat_template(chat, tools=...)) or with FAMILY_TEMPLATES["llama-3"]\') }}'
     "{% endif %}"
 )
 
 # ChatML (OpenAI's format, used by Qwen, SmolLM and others): <|im_start|>role\ncontent<|im_end|>\n
 # for every role including system; the generation prompt opens an assistant turn. No BOS.
 CHATML = _TEXT + (
-    "{% for message in messages %}" + _NO_TOOL_CALLS +
-    "{{ '<|im_start|>' + message['role'] + '\\n' + text(message['content']) + '<|im_end|>' + '\\n' }}"
+    "{% for message in messages %}"
+    + _NO_TOOL_CALLS
+    + "{{ '<|im_start|>' + message['role'] + '\\n' + text(message['content']) + '<|im_end|>' + '\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
@@ -91,8 +98,9 @@ MISTRAL_INSTRUCT = _TEXT + (
     "{% endif %}"
     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{% endif %}" + _NO_TOOL_CALLS +
-    "{% if message['role'] == 'user' %}{{ '[INST] ' + text(message['content']) + ' [/INST]' }}"
+    "{% endif %}"
+    + _NO_TOOL_CALLS
+    + "{% if message['role'] == 'user' %}{{ '[INST] ' + text(message['content']) + ' [/INST]' }}"
     "{% else %}{{ text(message['content']) + '</s>' }}{% endif %}"
     "{% endfor %}"
 )
@@ -107,8 +115,7 @@ GEMMA = _TEXT + (
     "{% for message in messages %}"
     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{% endif %}" + _NO_TOOL_CALLS +
-    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{% endif %}" + _NO_TOOL_CALLS + "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
     "{{ '<start_of_turn>' + role + '\\n' + text(message['content']) | trim + '<end_of_turn>\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
@@ -116,8 +123,9 @@ GEMMA = _TEXT + (
 
 # Zephyr: <|role|>\ncontent</s>\n for system, user and assistant; the prompt opens <|assistant|>.
 ZEPHYR = _TEXT + (
-    "{% for message in messages %}" + _NO_TOOL_CALLS +
-    "{{ '<|' + message['role'] + '|>\\n' + text(message['content']) + '</s>\\n' }}"
+    "{% for message in messages %}"
+    + _NO_TOOL_CALLS
+    + "{{ '<|' + message['role'] + '|>\\n' + text(message['content']) + '</s>\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
@@ -192,8 +200,11 @@ def fold_system_message(chat):
     text = message_text(system)
     if rest and rest[0]["role"] == "user":
         content = rest[0]["content"]
-        rest[0]["content"] = (text + "\n\n" + content if isinstance(content, str)
-                              else [{"type": "text", "text": text + "\n\n"}] + list(content))
+        rest[0]["content"] = (
+            text + "\n\n" + content
+            if isinstance(content, str)
+            else [{"type": "text", "text": text + "\n\n"}] + list(content)
+        )
         return rest
     return [{"role": "user", "content": text}] + rest
 
@@ -290,7 +301,7 @@ def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True,
             "ask for fewer new tokens"
         )
     system = chat[:1] if chat[0]["role"] == "system" else []
-    body = chat[len(system):]
+    body = chat[len(system) :]
     # Cut points: before each turn, oldest first; keep at least the last turn (or the whole body if it
     # has no user message to cut at).
     cuts = [0] + [s for s in _turn_starts(body, 0) if s > 0]
@@ -311,13 +322,12 @@ def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True,
         index -= 1
     tokens = used(cuts[index])
     if tokens <= budget:
-        fitted = system + body[cuts[index]:]
+        fitted = system + body[cuts[index] :]
         dropped = len(chat) - len(fitted)
         if dropped and announce:
             print(
                 f"note: dropped the {dropped} oldest messages to fit {tokens} prompt tokens + "
-                f"{max_new_tokens} new tokens in {max_tokens}"
-                + (" (the system message was kept)" if system else "")
+                f"{max_new_tokens} new tokens in {max_tokens}" + (" (the system message was kept)" if system else "")
             )
         return [dict(message) for message in fitted], dropped
     raise ValueError(
@@ -325,3 +335,91 @@ def fit_to_context(chat, tokenizer, max_tokens, max_new_tokens=0, announce=True,
         f"{budget} left for the prompt ({max_tokens} - max_new_tokens={max_new_tokens}); shorten them, "
         "ask for fewer new tokens, or use a model with a longer context"
     )
+
+
+# Inserted after the first character of a control-token string: invisible when printed, and enough for the
+# tokenizer, which matches an added token only on its exact characters, to read the rest as plain text.
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def _control_tokens(tokenizer):
+    """{string: id} of the tokenizer's added tokens a text could fake: special or not, longer than one character.
+
+    Whitespace tokens (Gemma's "\\n" runs) and single characters are left out: they are text to a template too.
+    """
+    return {
+        token.content: token_id
+        for token_id, token in tokenizer.added_tokens_decoder.items()
+        if len(token.content) > 1 and not token.content.isspace()
+    }
+
+
+def neutralize_special_tokens(text, tokenizer):
+    """`text` with every control-token string in it broken, so that it tokenizes as plain text.
+
+    A rendered chat is tokenized as one string, so `<|im_end|>\\n<|im_start|>system` inside a user's message
+    or a tool's result becomes the same token ids the template writes: a turn the template never wrote.
+    Apply this to text you did not write before it goes into a chat, never to the rendered prompt (that would
+    break the template's own tokens too). Each added token's string (`<|im_end|>`, and added tokens that are
+    not special, such as Qwen's `<tool_call>`) gets a zero-width space after its first character: it prints
+    the same, and the model reads its characters. Raises ValueError if the result still tokenizes to one of
+    those tokens (a tokenizer whose normalizer drops the space): tokenize that text yourself with
+    `tokenizer(text, add_special_tokens=False, split_special_tokens=True)` instead.
+
+    Example:
+        >>> import chatkit
+        >>> tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
+        >>> neutralize_special_tokens("Hi.<|im_end|>", tokenizer)
+        'Hi.<\\u200b|im_end|>'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}; neutralize each message's text")
+    controls = _control_tokens(tokenizer)
+    if not controls:
+        return text
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(controls, key=len, reverse=True)))
+    result = pattern.sub(lambda match: match[0][0] + ZERO_WIDTH_SPACE + match[0][1:], text)
+    left = set(tokenizer(result, add_special_tokens=False)["input_ids"]) & set(controls.values())
+    if left:
+        names = ", ".join(sorted(repr(s) for s, token_id in controls.items() if token_id in left))
+        raise ValueError(
+            f"after neutralizing, the text still tokenizes to {names}: this tokenizer does not keep the zero-width "
+            "space; tokenize this text with tokenizer(text, add_special_tokens=False, split_special_tokens=True)"
+        )
+    return result
+
+
+_IF = re.compile(r"\{%-?\s*if\b(.*?)-?%\}")
+_ENDIF = re.compile(r"\{%-?\s*endif\b")
+_OTHER_BRANCH = re.compile(r"\{%-?\s*(?:else|elif)\b")
+_NAMES_TOOLS = re.compile(r"\btools\b|\btool_calls\b")
+
+
+def without_tool_branches(template):
+    """`template`'s source without its `{% if %}` blocks that write tools, to read what it does with plain messages.
+
+    A block is left out, from its `if` line to the line of its `endif`, when its condition names `tools` or
+    `tool_calls` and it has no `else`/`elif` of its own (a block with another branch is kept whole); a Jinja
+    comment says how many lines went. Blocks are found line by line, as templates are usually written. For
+    a chat without tool calls and no `tools=`, the result renders the same text as `template`.
+    """
+    kept, block, depth, other_branch = [], [], 0, False
+    for line in template.splitlines():
+        opened, closed = len(_IF.findall(line)), len(_ENDIF.findall(line))
+        if depth:  # inside a block that names tools
+            other_branch = other_branch or (depth == 1 and bool(_OTHER_BRANCH.search(line)))
+            block.append(line)
+            depth += opened - closed
+        elif any(_NAMES_TOOLS.search(condition) for condition in _IF.findall(line)):
+            block, depth = [line], opened - closed
+            other_branch = bool(_OTHER_BRANCH.search(line))
+        else:
+            kept.append(line)
+            continue
+        if depth <= 0:  # the block ended on this line
+            indent = block[0][: len(block[0]) - len(block[0].lstrip())]
+            lines = f"{len(block)} line" + ("s" if len(block) > 1 else "")
+            kept += block if other_branch else [f"{indent}{{#- {lines} for tools left out #}}"]
+            block, depth = [], 0
+    kept += block  # a block never closed: kept as it was
+    return "\n".join(kept) + ("\n" if template.endswith("\n") else "")

@@ -96,8 +96,13 @@ EMBEDDED_RESPONSE_TEMPLATE = {
     "defaults": {"role": "assistant"},
     "fields": {
         "content": {"close": "<|im_end|>"},
-        "tool_calls": {"open": "<tool_call>", "close": "</tool_call>", "content": "json", "repeats": True,
-                       "transform": {"type": "function", "function": "{content}"}},
+        "tool_calls": {
+            "open": "<tool_call>",
+            "close": "</tool_call>",
+            "content": "json",
+            "repeats": True,
+            "transform": {"type": "function", "function": "{content}"},
+        },
     },
 }
 
@@ -236,8 +241,10 @@ def call_tool(functions, call):
     try:
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as error:  # a set, NaN, a circular list, a huge int...
-        return _error(f"the tool {name} returned what JSON cannot hold ({error}); "
-                      "a tool should return text, numbers, lists or dicts")
+        return _error(
+            f"the tool {name} returned what JSON cannot hold ({error}); "
+            "a tool should return text, numbers, lists or dicts"
+        )
     if lone_surrogate(text) is not None:
         return _error(f"the tool {name} returned text with a lone surrogate (such as \\ud800), which is not text")
     return text
@@ -276,18 +283,24 @@ def functions_by_name(tools):
     The model calls a tool by its function's name, so each needs its own: no lambdas, no duplicates.
     """
     if not isinstance(tools, (list, tuple)) or not tools or not all(callable(t) for t in tools):
-        raise ValueError("tools must be a non-empty list of Python functions, e.g. tools=[add, multiply]; "
-                         "run_tools calls them, so JSON schemas alone are not enough")
+        raise ValueError(
+            "tools must be a non-empty list of Python functions, e.g. tools=[add, multiply]; "
+            "run_tools calls them, so JSON schemas alone are not enough"
+        )
     functions = {}
     for number, tool in enumerate(tools):
         name = getattr(tool, "__name__", None)
         if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"tools[{number}] ({name or type(tool).__name__}) has no name the model can call: "
-                             "the model calls a tool by its function's name, so write it with def, with a "
-                             "docstring (transformers reads it into the tool's description)")
+            raise ValueError(
+                f"tools[{number}] ({name or type(tool).__name__}) has no name the model can call: "
+                "the model calls a tool by its function's name, so write it with def, with a "
+                "docstring (transformers reads it into the tool's description)"
+            )
         if name in functions:
-            raise ValueError(f"tools[{number}] is named {name!r}, like an earlier tool; the model calls tools by "
-                             "name, so give each function its own name")
+            raise ValueError(
+                f"tools[{number}] is named {name!r}, like an earlier tool; the model calls tools by "
+                "name, so give each function its own name"
+            )
         functions[name] = tool
     return functions
 
@@ -331,9 +344,12 @@ def tool_loop(generate, tokenizer, chat, tools, max_calls=MAX_TOOL_CALLS):
         results = tool_messages(functions, message)
         calls += len(results)
         if calls > max_calls:
-            raise ToolLoopError(f"the model asked for a tool call {calls} times, more than max_calls={max_calls}, "
-                                "without a final answer; pass a larger max_calls, or check that the tools "
-                                "return what the model needs", new)
+            raise ToolLoopError(
+                f"the model asked for a tool call {calls} times, more than max_calls={max_calls}, "
+                "without a final answer; pass a larger max_calls, or check that the tools "
+                "return what the model needs",
+                new,
+            )
         for result in results:
             new.append(result)
             messages.append(result)
@@ -348,6 +364,7 @@ def run_tools(model, tokenizer, chat, tools, max_calls=MAX_TOOL_CALLS, **setting
     go to `chatkit.reply` (greedy by default). Raises `ToolLoopError` after `max_calls` calls without a
     final answer; `chat` itself is never changed.
     """
+
     def generate(messages):
         return reply(model, tokenizer, messages, tools=tools, **settings)
 

@@ -26,8 +26,16 @@ from .machine import machine_memory
 from .speed import decode_speed, weight_bytes_per_token
 
 
-def llama_config(hidden_size, num_layers, vocab_size=8192, intermediate_size=None, head_dim=64,
-                 kv_heads=None, max_positions=2048, tie_word_embeddings=False):
+def llama_config(
+    hidden_size,
+    num_layers,
+    vocab_size=8192,
+    intermediate_size=None,
+    head_dim=64,
+    kv_heads=None,
+    max_positions=2048,
+    tie_word_embeddings=False,
+):
     """A Llama-shaped config: intermediate ≈ 8/3 × hidden (rounded to 64), heads of 64 dimensions."""
     from transformers import LlamaConfig
 
@@ -37,10 +45,18 @@ def llama_config(hidden_size, num_layers, vocab_size=8192, intermediate_size=Non
     if intermediate_size is None:
         intermediate_size = 64 * round(hidden_size * 8 / 3 / 64)
     return LlamaConfig(
-        hidden_size=hidden_size, num_hidden_layers=num_layers, intermediate_size=intermediate_size,
-        num_attention_heads=heads, num_key_value_heads=kv_heads or heads, head_dim=head_dim,
-        vocab_size=vocab_size, max_position_embeddings=max_positions,
-        tie_word_embeddings=tie_word_embeddings, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        intermediate_size=intermediate_size,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads or heads,
+        head_dim=head_dim,
+        vocab_size=vocab_size,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=tie_word_embeddings,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
     )
 
 
@@ -52,12 +68,27 @@ LADDER_SHAPES = ((256, 4), (512, 6), (768, 8), (1024, 12), (2048, 10), (2048, 16
 # The GPU ladder: the shapes of real models (random weights), where a GPU's bandwidth starts to
 # matter: Llama 3.2 1B and 3B (tied embeddings) and Llama 3 8B.
 GPU_LADDER_SHAPES = {
-    "Llama-3.2-1B": dict(hidden_size=2048, num_layers=16, intermediate_size=8192, head_dim=64, kv_heads=8,
-                         vocab_size=128256, tie_word_embeddings=True),
-    "Llama-3.2-3B": dict(hidden_size=3072, num_layers=28, intermediate_size=8192, head_dim=128, kv_heads=8,
-                         vocab_size=128256, tie_word_embeddings=True),
-    "Llama-3-8B": dict(hidden_size=4096, num_layers=32, intermediate_size=14336, head_dim=128, kv_heads=8,
-                       vocab_size=128256),
+    "Llama-3.2-1B": dict(
+        hidden_size=2048,
+        num_layers=16,
+        intermediate_size=8192,
+        head_dim=64,
+        kv_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "Llama-3.2-3B": dict(
+        hidden_size=3072,
+        num_layers=28,
+        intermediate_size=8192,
+        head_dim=128,
+        kv_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "Llama-3-8B": dict(
+        hidden_size=4096, num_layers=32, intermediate_size=14336, head_dim=128, kv_heads=8, vocab_size=128256
+    ),
 }
 
 
@@ -75,7 +106,9 @@ def ladder_configs(quick=True, max_weight_bytes=None, dtype="float32", device=No
     if on_gpu:
         candidates = [llama_config(**shape) for shape in GPU_LADDER_SHAPES.values()]
     else:
-        candidates = [llama_config(hidden, layers) for hidden, layers in (LADDER_SHAPES[:5] if quick else LADDER_SHAPES)]
+        candidates = [
+            llama_config(hidden, layers) for hidden, layers in (LADDER_SHAPES[:5] if quick else LADDER_SHAPES)
+        ]
     configs = []
     for config in candidates:
         if count_parameters(config).total * BYTES_PER_PARAM[normalize_dtype(dtype)] > max_weight_bytes:
@@ -104,8 +137,17 @@ def random_llama(hidden_size, num_layers, dtype="float32", device=None, seed=0, 
     return random_model(llama_config(hidden_size, num_layers, **config_kwargs), dtype, device, seed)
 
 
-def random_moe(hidden_size=512, num_layers=4, num_experts=8, experts_per_token=2, expert_size=1024,
-               vocab_size=8192, dtype="float32", seed=0, device=None):
+def random_moe(
+    hidden_size=512,
+    num_layers=4,
+    num_experts=8,
+    experts_per_token=2,
+    expert_size=1024,
+    vocab_size=8192,
+    dtype="float32",
+    seed=0,
+    device=None,
+):
     """A Mixtral-style MoE and two dense Llamas: same total parameters, and same active ones.
 
     Returns {"moe": ..., "dense_same_total": ..., "dense_same_active": ...}: the dense twins share the
@@ -114,21 +156,47 @@ def random_moe(hidden_size=512, num_layers=4, num_experts=8, experts_per_token=2
     from transformers import MixtralConfig
 
     if not 1 <= experts_per_token <= num_experts:
-        raise ValueError(f"experts_per_token must be between 1 and num_experts ({num_experts}), got {experts_per_token}.")
+        raise ValueError(
+            f"experts_per_token must be between 1 and num_experts ({num_experts}), got {experts_per_token}."
+        )
     heads = hidden_size // 64
     moe_config = MixtralConfig(
-        hidden_size=hidden_size, num_hidden_layers=num_layers, intermediate_size=expert_size,
-        num_attention_heads=heads, num_key_value_heads=heads, head_dim=64, vocab_size=vocab_size,
-        num_local_experts=num_experts, num_experts_per_tok=experts_per_token,
-        max_position_embeddings=2048, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
-        pad_token_id=0, sliding_window=None,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        intermediate_size=expert_size,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=64,
+        vocab_size=vocab_size,
+        num_local_experts=num_experts,
+        num_experts_per_tok=experts_per_token,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        sliding_window=None,
     )
     return {
         "moe": random_model(moe_config, dtype, device, seed=seed),
-        "dense_same_total": random_llama(hidden_size, num_layers, dtype, device, seed=seed, vocab_size=vocab_size,
-                                         intermediate_size=num_experts * expert_size),
-        "dense_same_active": random_llama(hidden_size, num_layers, dtype, device, seed=seed, vocab_size=vocab_size,
-                                          intermediate_size=experts_per_token * expert_size),
+        "dense_same_total": random_llama(
+            hidden_size,
+            num_layers,
+            dtype,
+            device,
+            seed=seed,
+            vocab_size=vocab_size,
+            intermediate_size=num_experts * expert_size,
+        ),
+        "dense_same_active": random_llama(
+            hidden_size,
+            num_layers,
+            dtype,
+            device,
+            seed=seed,
+            vocab_size=vocab_size,
+            intermediate_size=experts_per_token * expert_size,
+        ),
     }
 
 
@@ -155,7 +223,9 @@ def zero_pad_mlp(model, intermediate_size):
         )
     old = model.config.intermediate_size
     if not isinstance(intermediate_size, int) or intermediate_size < old:
-        raise ValueError(f"intermediate_size must be a whole number ≥ the model's own ({old}), got {intermediate_size!r}.")
+        raise ValueError(
+            f"intermediate_size must be a whole number ≥ the model's own ({old}), got {intermediate_size!r}."
+        )
     padded = copy.deepcopy(model)
     padded.config.intermediate_size = intermediate_size
     with torch.no_grad():
@@ -165,16 +235,26 @@ def zero_pad_mlp(model, intermediate_size):
                 linear = getattr(mlp, name)
                 weight = linear.weight
                 if grow_rows:
-                    new = torch.nn.Linear(weight.shape[1], intermediate_size, bias=linear.bias is not None,
-                                          dtype=weight.dtype, device=weight.device)
+                    new = torch.nn.Linear(
+                        weight.shape[1],
+                        intermediate_size,
+                        bias=linear.bias is not None,
+                        dtype=weight.dtype,
+                        device=weight.device,
+                    )
                     new.weight.zero_()
                     new.weight[:old] = weight
                     if linear.bias is not None:
                         new.bias.zero_()
                         new.bias[:old] = linear.bias
                 else:
-                    new = torch.nn.Linear(intermediate_size, weight.shape[0], bias=linear.bias is not None,
-                                          dtype=weight.dtype, device=weight.device)
+                    new = torch.nn.Linear(
+                        intermediate_size,
+                        weight.shape[0],
+                        bias=linear.bias is not None,
+                        dtype=weight.dtype,
+                        device=weight.device,
+                    )
                     new.weight.zero_()
                     new.weight[:, :old] = weight
                     if linear.bias is not None:
@@ -194,8 +274,6 @@ def intermediate_size_for(model, weight_bytes):
     others = weight_bytes_per_token(model) - 3 * layers * hidden * config.intermediate_size * dtype_bytes
     width = (weight_bytes - others) // (3 * layers * hidden * dtype_bytes)
     return max(int(width), config.intermediate_size)
-
-
 
 
 def perturbed_copy(model, noise=0.4, seed=0):

@@ -25,6 +25,7 @@ Example:
 import threading
 import warnings
 
+from . import chat_window
 from .chat import message_text, split_system_prompt, validate_chat
 from .chat_view import message_html, status_html
 from .generation import generation_settings, stream_reply
@@ -38,16 +39,6 @@ from .tools import MAX_TOOL_CALLS, ToolLoopError, functions_by_name, tool_loop
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
-
-def _ipywidgets():
-    """ipywidgets, imported only when a widget is made: the rest of chatkit works without a UI stack."""
-    try:
-        import ipywidgets
-    except ImportError as error:
-        raise ImportError(
-            "The chat widget needs ipywidgets: pip install ipywidgets (Jupyter and Colab have it)."
-        ) from error
-    return ipywidgets
 
 
 class _Job:
@@ -82,18 +73,28 @@ class ChatWidget:
     outgrows the model's context window the oldest turns are left out. `history` keeps everything.
     """
 
-    def __init__(self, model, tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=256,
-                 temperature=0.0, history=None, background=None, tools=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
+        max_new_tokens=256,
+        temperature=0.0,
+        history=None,
+        background=None,
+        tools=None,
+    ):
         generation_settings(max_new_tokens=max_new_tokens, temperature=temperature)  # ValueError if impossible
         if max_new_tokens > MAX_NEW_TOKENS_LIMIT:
-            raise ValueError(f"max_new_tokens={max_new_tokens} is more than this widget offers "
-                             f"({MAX_NEW_TOKENS_LIMIT}); pass a smaller value")
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} is more than this widget offers "
+                f"({MAX_NEW_TOKENS_LIMIT}); pass a smaller value"
+            )
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ValueError(f"system_prompt must be a string (or None for none), got {type(system_prompt).__name__}")
         if tools is not None:
             functions_by_name(tools)  # ValueError now, not at the first message
         self.tools = tools
-        ipw = self._ipw = _ipywidgets()
         self.model = model
         self.tokenizer = tokenizer
         self.background = not on_colab() if background is None else bool(background)
@@ -101,31 +102,21 @@ class ChatWidget:
         self._job = None
         self._lock = threading.Lock()
 
-        self.system_prompt = ipw.Textarea(
-            value=system_prompt or "", description="System", rows=2,
-            placeholder="optional: how the assistant should behave",
-            layout=ipw.Layout(width="98%"),
+        window = chat_window.build(system_prompt or "", max_new_tokens, temperature, MAX_NEW_TOKENS_LIMIT)
+        self.system_prompt, self.max_new_tokens, self.decoding = (
+            window.system_prompt,
+            window.max_new_tokens,
+            window.decoding,
         )
-        self.max_new_tokens = ipw.BoundedIntText(
-            value=max_new_tokens, min=1, max=MAX_NEW_TOKENS_LIMIT, description="max new tokens",
-            style={"description_width": "initial"}, layout=ipw.Layout(width="190px"),
+        self.temperature, self.view, self.status, self.input = (
+            window.temperature,
+            window.view,
+            window.status,
+            window.input,
         )
-        self.decoding = ipw.ToggleButtons(
-            options=["greedy", "sample"], value="greedy" if temperature == 0 else "sample",
-            style={"button_width": "70px"},
-        )
-        self.temperature = ipw.FloatSlider(
-            value=temperature if temperature > 0 else 0.7, min=0.05, max=max(2.0, temperature), step=0.05,
-            description="temperature", disabled=temperature == 0, readout_format=".2f",
-            style={"description_width": "initial"},
-        )
+        self.send_button, self.stop_button, self.reset_button = window.send, window.stop, window.reset
+        self.ui = window.ui
         self.decoding.observe(self._on_decoding, names="value")
-        self.view = ipw.VBox(layout=ipw.Layout(width="98%"))
-        self.status = ipw.HTML()
-        self.input = ipw.Text(
-            placeholder="Type a message and press Enter", continuous_update=False,
-            layout=ipw.Layout(flex="1 1 auto", width="auto"),
-        )
         # Enter sends; leaving the box does not. The box sends its value on Enter and on losing focus;
         # Enter also sends a "submit" event (ipywidgets 7 and 8), which arrives before the value: it arms
         # the next value to send. Unchanged text sends no value: a short timer then sends what is there.
@@ -134,29 +125,9 @@ class ChatWidget:
             warnings.simplefilter("ignore", DeprecationWarning)
             self.input.on_submit(lambda _: self._on_enter())
         self.input.observe(self._on_value, names="value")
-        self.send_button = ipw.Button(description="Send", button_style="primary", icon="paper-plane",
-                                          layout=ipw.Layout(width="90px"))
-        self.stop_button = ipw.Button(description="Stop", icon="stop", disabled=True,
-                                          layout=ipw.Layout(width="80px"))
-        self.reset_button = ipw.Button(description="Reset", icon="trash",
-                                           layout=ipw.Layout(width="80px"))
         self.send_button.on_click(lambda _: self.send())
         self.stop_button.on_click(lambda _: self.stop())
         self.reset_button.on_click(lambda _: self.reset())
-
-        # CSS classes: stable selectors for styling and for browser tests.
-        for widget, name in [
-            (self.system_prompt, "system"), (self.max_new_tokens, "max-new-tokens"),
-            (self.decoding, "decoding"), (self.temperature, "temperature"), (self.view, "view"),
-            (self.status, "status"), (self.input, "input"), (self.send_button, "send"),
-            (self.stop_button, "stop"), (self.reset_button, "reset"),
-        ]:
-            widget.add_class(f"chatkit-{name}")
-        settings = ipw.HBox([self.max_new_tokens, self.decoding, self.temperature])
-        controls = ipw.HBox([self.input, self.send_button, self.stop_button, self.reset_button],
-                                layout=ipw.Layout(width="98%"))
-        self.ui = ipw.VBox([self.system_prompt, settings, self.view, self.status, controls])
-        self.ui.add_class("chatkit-chat")
         if history is not None:
             self.history = history
 
@@ -214,7 +185,7 @@ class ChatWidget:
         """
         from_box = text is None
         if not from_box and not isinstance(text, str):
-            message = f"send() takes the message as a string, got {type(text).__name__}; write widget.send(\"Hi!\")"
+            message = f'send() takes the message as a string, got {type(text).__name__}; write widget.send("Hi!")'
             self._show_status(message, error=True)
             raise TypeError(message)
         text = (self.input.value if from_box else text).strip()
@@ -245,7 +216,9 @@ class ChatWidget:
             self._stream(job, chat, settings, reply_view, text)
             return True
         threading.Thread(
-            target=self._stream, args=(job, chat, settings, reply_view, text), daemon=True,
+            target=self._stream,
+            args=(job, chat, settings, reply_view, text),
+            daemon=True,
             name="chatkit-chat-reply",
         ).start()
         return True
@@ -282,15 +255,18 @@ class ChatWidget:
         )
         if folded:
             chat = fold_system_message(chat)
-            notes.append("This model's chat template rejects system messages: the system prompt was "
-                         "folded into the first user message.")
+            notes.append(
+                "This model's chat template rejects system messages: the system prompt was "
+                "folded into the first user message."
+            )
         context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
         if isinstance(context, int) and context > 0:
-            chat, dropped = fit_to_context(chat, self.tokenizer, context, max_new_tokens=max_new_tokens,
-                                           announce=False)
+            chat, dropped = fit_to_context(chat, self.tokenizer, context, max_new_tokens=max_new_tokens, announce=False)
             if dropped:
-                notes.append(f"The {dropped} oldest messages were left out to fit the model's context of "
-                             f"{context} tokens (the history keeps them).")
+                notes.append(
+                    f"The {dropped} oldest messages were left out to fit the model's context of "
+                    f"{context} tokens (the history keeps them)."
+                )
         return chat, notes
 
     def _stream(self, job, chat, settings, reply_view, text):
@@ -303,8 +279,14 @@ class ChatWidget:
                 views.append(self._message_widget("assistant", "", streaming=True))
                 self.view.children = self.view.children + (views[0],)
             reply = ""
-            for piece in stream_reply(self.model, self.tokenizer, messages, stop_event=job.stop_event,
-                                      **settings, **({"tools": self.tools} if self.tools else {})):
+            for piece in stream_reply(
+                self.model,
+                self.tokenizer,
+                messages,
+                stop_event=job.stop_event,
+                **settings,
+                **({"tools": self.tools} if self.tools else {}),
+            ):
                 reply += piece
                 if not job.cancelled:
                     views[0].value = message_html("assistant", reply, streaming=True)
@@ -315,8 +297,11 @@ class ChatWidget:
             chat, job.notes = self._model_chat(chat, settings["max_new_tokens"])
             if job.notes and not job.cancelled:
                 self._show_status(" ".join(job.notes + ["replying…"]))
-            replies = (tool_loop(generate, self.tokenizer, chat, self.tools) if self.tools
-                       else [{"role": "assistant", "content": generate(chat)}])
+            replies = (
+                tool_loop(generate, self.tokenizer, chat, self.tools)
+                if self.tools
+                else [{"role": "assistant", "content": generate(chat)}]
+            )
             try:
                 for message in replies:
                     new.append(message)
@@ -327,8 +312,10 @@ class ChatWidget:
                         if job.stop_event.is_set() or job.cancelled:
                             break  # stopped during this reply: it stays as written; a call in it is not run
             except ToolLoopError:
-                job.notes.append(f"The limit of {MAX_TOOL_CALLS} tool calls was reached without an answer: the "
-                                 "calls so far are kept. Ask again, or check what the tools return.")
+                job.notes.append(
+                    f"The limit of {MAX_TOOL_CALLS} tool calls was reached without an answer: the "
+                    "calls so far are kept. Ask again, or check what the tools return."
+                )
         except Exception as error:  # noqa: BLE001 - any failure must reach the reader, not kill the widget
             self._finish(job, failed=(text, error))
         else:
@@ -352,8 +339,10 @@ class ChatWidget:
             self._render_view()
             if not self.input.value:
                 self._set_input(text)
-            self._show_status(f"The reply failed ({type(error).__name__}: {error}). "
-                              "Your message is back in the input box.", error=True)
+            self._show_status(
+                f"The reply failed ({type(error).__name__}: {error}). Your message is back in the input box.",
+                error=True,
+            )
         self._show_busy(False)
         with self._lock:  # idle only now, so a new message cannot start before the buttons are reset
             if self._job is job:
@@ -372,10 +361,7 @@ class ChatWidget:
 
     # ----------------------------------------------------------------- view helpers
     def _message_widget(self, role, content, streaming=False):
-        view = self._ipw.HTML(message_html(role, content, streaming))
-        view.add_class("chatkit-message")
-        view.add_class(f"chatkit-{role}")
-        return view
+        return chat_window.message_widget(role, content, streaming)
 
     def _render_view(self):
         with self._lock:

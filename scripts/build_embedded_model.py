@@ -35,8 +35,9 @@ CHAT_ARITHMETIC = dict(steps=1000, lr=5e-4, warmup=30, drill_only=0.0, drill_mix
 DRAFT = dict(hidden=64, layers=2, heads=4, ff=176, steps=3000, lr=3e-3, warmup=100, drill_only=0.04, drill_mix=0.3)
 # Last stage of both: conversations with tools (training/corpus.py's tool_conversation) for most of the
 # documents, whole 512-token rows, the rest as before so the earlier skills stay.
-CHAT_TOOLS = dict(steps=8000, lr=8e-4, warmup=100, drill_only=0.0, drill_mix=0.2, arithmetic_weight=0.6,
-                  tool_mix=0.7, seq_len=512)
+CHAT_TOOLS = dict(
+    steps=8000, lr=8e-4, warmup=100, drill_only=0.0, drill_mix=0.2, arithmetic_weight=0.6, tool_mix=0.7, seq_len=512
+)
 DRAFT_TOOLS = dict(steps=1500, lr=1e-3, warmup=50, drill_only=0.0, drill_mix=0.2, tool_mix=0.6, seq_len=512)
 CARD_EVAL_CONVERSATIONS = 400
 TOOL_LABELS = {
@@ -68,12 +69,14 @@ def draft_agreement(chat, draft, tokenizer, convs, max_new_tokens=48):
             history = [{"role": "system", "content": conv.system}] if conv.system else []
             for turn in conv.turns:
                 history.append({"role": "user", "content": turn.user})
-                ids = tokenizer.apply_chat_template(history, add_generation_prompt=True, return_dict=False,
-                                                    return_tensors="pt")
-                out = chat.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                    do_sample=False)
-                target = out[0, ids.shape[1]:]
-                draft_pred = draft(out).logits[0, ids.shape[1] - 1:-1].argmax(-1)
+                ids = tokenizer.apply_chat_template(
+                    history, add_generation_prompt=True, return_dict=False, return_tensors="pt"
+                )
+                out = chat.generate(
+                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False
+                )
+                target = out[0, ids.shape[1] :]
+                draft_pred = draft(out).logits[0, ids.shape[1] - 1 : -1].argmax(-1)
                 agree += int((draft_pred == target).sum())
                 total += len(target)
                 history.append({"role": "assistant", "content": turn.reply})
@@ -100,32 +103,54 @@ def evaluate_and_write_card(out, threads, eval_n):
     agreement = draft_agreement(chat, draft, tokenizer, convs[:50])
     tool_convs = tool_conversations(tokenizer, eval_n)
     tool_figures = evaluate_tools(chat, tokenizer, tool_convs)
-    tool_rows = [f"| {label} | {tool_figures[name][1]} | {tool_figures[name][0]:.1%} |"
-                 for name, label in TOOL_LABELS.items() if name in tool_figures]
+    tool_rows = [
+        f"| {label} | {tool_figures[name][1]} | {tool_figures[name][0]:.1%} |"
+        for name, label in TOOL_LABELS.items()
+        if name in tool_figures
+    ]
 
     def fig(name, template=True):
         return f"{figures[template].get(name, (float('nan'), 0))[0]:.1%}"
 
-    labels = {"correct": "factual + arithmetic turns correct",
-              "fact": "  facts (capitals, countries, legs, colours, counts)", "city": "  fun things in a city",
-              "arithmetic": "  sums and differences", "followup": "  dependent follow-ups",
-              "explain": "explanations contain the key term",
-              "persona_style": "persona style present (persona system prompt)",
-              "default_style": "default style (no persona marks) otherwise", "stops": "replies end with the end token"}
-    rows = [f"| {label} | {figures[True].get(name, (0, 0))[1]} | {fig(name)} | {fig(name, False)} |"
-            for name, label in labels.items()]
+    labels = {
+        "correct": "factual + arithmetic turns correct",
+        "fact": "  facts (capitals, countries, legs, colours, counts)",
+        "city": "  fun things in a city",
+        "arithmetic": "  sums and differences",
+        "followup": "  dependent follow-ups",
+        "explain": "explanations contain the key term",
+        "persona_style": "persona style present (persona system prompt)",
+        "default_style": "default style (no persona marks) otherwise",
+        "stops": "replies end with the end token",
+    }
+    rows = [
+        f"| {label} | {figures[True].get(name, (0, 0))[1]} | {fig(name)} | {fig(name, False)} |"
+        for name, label in labels.items()
+    ]
     info = {
-        "chat_params": f"{n_params(chat):,}", "draft_params": f"{n_params(draft):,}",
+        "chat_params": f"{n_params(chat):,}",
+        "draft_params": f"{n_params(draft):,}",
         "ratio": f"{n_params(chat) / n_params(draft):.1f}",
-        "chat_mb": f"{folder_bytes(out / 'chat') / 1e6:.1f}", "draft_mb": f"{folder_bytes(out / 'draft') / 1e6:.1f}",
-        "chat_minutes": f"{runs['chat']['train_minutes']:.0f}", "draft_minutes": f"{runs['draft']['train_minutes']:.0f}",
-        "threads": runs["chat"]["threads"], "cpu": platform.machine(), "torch": runs["chat"].get("torch", torch.__version__),
-        "eval_n": eval_n, "eval_seed": EVAL_SEED, "eval_table": "\n".join(rows), "agreement": f"{agreement:.0%}",
-        "tool_table": "\n".join(tool_rows), "tools_mix_pct": f"{CHAT_TOOLS['tool_mix'] * 100:.0f}",
-        "drill_pct": f"{CHAT['drill_only'] * 100:.0f}", "drill_mix_pct": f"{CHAT['drill_mix'] * 100:.0f}",
-        **{f"chat_{k}": v for k, v in CHAT.items()}, **{f"draft_{k}": v for k, v in DRAFT.items()},
+        "chat_mb": f"{folder_bytes(out / 'chat') / 1e6:.1f}",
+        "draft_mb": f"{folder_bytes(out / 'draft') / 1e6:.1f}",
+        "chat_minutes": f"{runs['chat']['train_minutes']:.0f}",
+        "draft_minutes": f"{runs['draft']['train_minutes']:.0f}",
+        "threads": runs["chat"]["threads"],
+        "cpu": platform.machine(),
+        "torch": runs["chat"].get("torch", torch.__version__),
+        "eval_n": eval_n,
+        "eval_seed": EVAL_SEED,
+        "eval_table": "\n".join(rows),
+        "agreement": f"{agreement:.0%}",
+        "tool_table": "\n".join(tool_rows),
+        "tools_mix_pct": f"{CHAT_TOOLS['tool_mix'] * 100:.0f}",
+        "drill_pct": f"{CHAT['drill_only'] * 100:.0f}",
+        "drill_mix_pct": f"{CHAT['drill_mix'] * 100:.0f}",
+        **{f"chat_{k}": v for k, v in CHAT.items()},
+        **{f"draft_{k}": v for k, v in DRAFT.items()},
         **{f"arith_{k}": v for k, v in CHAT_ARITHMETIC.items()},
-        **{f"tools_{k}": v for k, v in CHAT_TOOLS.items()}, **{f"draft_tools_{k}": v for k, v in DRAFT_TOOLS.items()},
+        **{f"tools_{k}": v for k, v in CHAT_TOOLS.items()},
+        **{f"draft_tools_{k}": v for k, v in DRAFT_TOOLS.items()},
     }
     for name, cfg in (("chat", CHAT), ("draft", DRAFT)):
         config = json.loads((out / name / "config.json").read_text())
@@ -140,17 +165,32 @@ def evaluate_and_write_card(out, threads, eval_n):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "chatkit" / "embedded",
-                        help="folder that receives chat/ and draft/ (default: chatkit/embedded)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; the shipped weights were trained with 1 (bitwise reproducible with 1)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "chatkit" / "embedded",
+        help="folder that receives chat/ and draft/ (default: chatkit/embedded)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; the shipped weights were trained with 1 (bitwise reproducible with 1)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few steps only: checks the pipeline runs")
-    parser.add_argument("--card-only", action="store_true",
-                        help="skip training: evaluate the models already in --out and rewrite the card")
+    parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="skip training: evaluate the models already in --out and rewrite the card",
+    )
     parser.add_argument("--eval-n", type=int, default=CARD_EVAL_CONVERSATIONS)
-    parser.add_argument("--from-stage", choices=["start", "tools"], default="start",
-                        help="tools: train only the last stage, from the chat and draft models already in --out "
-                             "(what a full build has before that stage)")
+    parser.add_argument(
+        "--from-stage",
+        choices=["start", "tools"],
+        default="start",
+        help="tools: train only the last stage, from the chat and draft models already in --out "
+        "(what a full build has before that stage)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.card_only:
@@ -179,14 +219,31 @@ def main(argv=None):
             for name, out in (("chat", chat_dir), ("draft", draft_dir)):
                 run = json.loads((out / "training_run.json").read_text())  # one stage, or a record of several
                 stages[name] = [stage for stage in run.get("stages", [run]) if not stage.get("tool_mix")]
-        train(tokenizer, chat_dir, seed=SEED + 3, threads=args.threads, init_from=chat_dir, **arch,
-              **dict(CHAT_TOOLS, **quick))
-        train(tokenizer, draft_dir, seed=SEED + 4, threads=args.threads, init_from=draft_dir, **draft_arch,
-              **dict(DRAFT_TOOLS, **quick))
+        train(
+            tokenizer,
+            chat_dir,
+            seed=SEED + 3,
+            threads=args.threads,
+            init_from=chat_dir,
+            **arch,
+            **dict(CHAT_TOOLS, **quick),
+        )
+        train(
+            tokenizer,
+            draft_dir,
+            seed=SEED + 4,
+            threads=args.threads,
+            init_from=draft_dir,
+            **draft_arch,
+            **dict(DRAFT_TOOLS, **quick),
+        )
         for name, out in (("chat", chat_dir), ("draft", draft_dir)):
             runs = stages[name] + [json.loads((out / "training_run.json").read_text())]
-            record = {"train_minutes": round(sum(r["train_minutes"] for r in runs), 1), "threads": args.threads,
-                      "stages": runs}
+            record = {
+                "train_minutes": round(sum(r["train_minutes"] for r in runs), 1),
+                "threads": args.threads,
+                "stages": runs,
+            }
             (out / "training_run.json").write_text(json.dumps(record, indent=2) + "\n")
     evaluate_and_write_card(args.out, args.threads, args.eval_n)
     print(f"wrote {args.out / 'chat'} and {args.out / 'draft'}")

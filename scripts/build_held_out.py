@@ -15,13 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatkit.held_out import CHATS_SEED, DATA_FILE  # noqa: E402
 from training.corpus import conversations, tool_conversation  # noqa: E402
 from training.evaluate import EVAL_SEED  # noqa: E402
 
-from chatkit.held_out import CHATS_SEED, DATA_FILE  # noqa: E402
-
-N_CHATS = 64       # for perplexity and next-token agreement (notebook 04)
-N_QUESTIONS = 96   # conversations scanned for their first checked question (notebook 03)
+N_CHATS = 64  # for perplexity and next-token agreement (notebook 04)
+N_QUESTIONS = 96  # conversations scanned for their first checked question (notebook 03)
 N_CALCULATOR = 48  # sums, differences and products for the calculator tools (notebook 07)
 
 
@@ -45,8 +44,14 @@ def calculator_questions(n=N_CALCULATOR, seed=CHATS_SEED):
     while len(found) < n:
         for turn in tool_conversation(rng=rng).turns:
             if turn.tool_call and turn.category == "arithmetic" and not turn.followup:
-                found.append({"chat": [{"role": "user", "content": turn.user}], "answer": turn.answer,
-                              "category": "arithmetic", "tool": turn.tool_call["name"]})
+                found.append(
+                    {
+                        "chat": [{"role": "user", "content": turn.user}],
+                        "answer": turn.answer,
+                        "category": "arithmetic",
+                        "tool": turn.tool_call["name"],
+                    }
+                )
                 break
     return found
 
@@ -54,7 +59,7 @@ def calculator_questions(n=N_CALCULATOR, seed=CHATS_SEED):
 def build():
     return {
         "source": f"training/corpus.py: chats and calculator questions with seed {CHATS_SEED}, "
-                  f"questions with seed {EVAL_SEED}",
+        f"questions with seed {EVAL_SEED}",
         "chats": [conv.messages for conv in conversations(N_CHATS, seed=CHATS_SEED)],
         "questions": questions(),
         "calculator_questions": calculator_questions(),

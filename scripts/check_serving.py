@@ -48,10 +48,24 @@ def vllm_python(venv):
 
 
 def start_vllm(python, model, port, log):
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1",
-               DO_NOT_TRACK="1")
-    command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
-               "--max-model-len", "512", "--host", "127.0.0.1", "--port", str(port), "--api-key", KEY]
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
+    command = [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "512",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--api-key",
+        KEY,
+    ]
     print("+", " ".join(str(c) for c in command), flush=True)
     return subprocess.Popen([str(c) for c in command], stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -116,8 +130,10 @@ def check_vllm(python, out):
             if failures:
                 print("FAIL:", *failures, sep="\n  ")
                 return 1
-            print(f"ok: vLLM (CPU) answered like transformers; 32 learners at once got "
-                  f"{timings[32]['tokens_per_s']} tokens/s against {timings[1]['tokens_per_s']} for one")
+            print(
+                f"ok: vLLM (CPU) answered like transformers; 32 learners at once got "
+                f"{timings[32]['tokens_per_s']} tokens/s against {timings[1]['tokens_per_s']} for one"
+            )
             return 0
         finally:
             process.terminate()
@@ -133,8 +149,17 @@ def main(argv=None):
     parser.add_argument("--venv", type=Path, default=ROOT / "build" / "vllm-venv")
     args = parser.parse_args(argv)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
-    failed = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ROOT / "tests" / "test_serving.py",
-                 env=env, cwd=ROOT).returncode
+    failed = run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        ROOT / "tests" / "test_serving.py",
+        env=env,
+        cwd=ROOT,
+    ).returncode
     if args.skip_vllm:
         return failed
     python = vllm_python(args.venv)

@@ -15,9 +15,13 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NEEDED = ("chatkit/embedded/chat/model.safetensors", "chatkit/embedded/chat/tokenizer.json",
-          "chatkit/embedded/draft/model.safetensors", "chatkit/data/held_out.json",
-          "chatkit/data/real_model_examples.json")
+NEEDED = (
+    "chatkit/embedded/chat/model.safetensors",
+    "chatkit/embedded/chat/tokenizer.json",
+    "chatkit/embedded/draft/model.safetensors",
+    "chatkit/data/held_out.json",
+    "chatkit/data/real_model_examples.json",
+)
 
 
 def run(*command, **kwargs):

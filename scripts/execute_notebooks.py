@@ -72,7 +72,6 @@ def failure_summary(message):
     return lines[-1] + (f" (cell line {arrows[-1][0]}: {arrows[-1][-1]})" if arrows else "")
 
 
-
 def drop_widget_views(nb):
     """Remove widget views from outputs: they only point at widget state (not saved) by a random id.
 
@@ -93,8 +92,11 @@ def merge_streams(nb):
     for cell in nb.cells:
         merged = []
         for output in cell.get("outputs", []):
-            if (merged and output.get("output_type") == "stream" == merged[-1].get("output_type")
-                    and output["name"] == merged[-1]["name"]):
+            if (
+                merged
+                and output.get("output_type") == "stream" == merged[-1].get("output_type")
+                and output["name"] == merged[-1]["name"]
+            ):
                 merged[-1]["text"] += output["text"]
             else:
                 merged.append(output)
@@ -126,9 +128,12 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="write executed copies and HTML here instead of in place")
     parser.add_argument("--model", help="run on this model (CHATKIT_MODEL) instead of the embedded one")
     parser.add_argument("--max-seconds", type=float, help="fail a notebook that takes longer than this")
-    parser.add_argument("--record-times", metavar="KEY",
-                        help="store each notebook's seconds under KEY in notebooks/run_times.json "
-                             "(embedded or real; scripts/sync_notebooks.py writes them into the notebooks)")
+    parser.add_argument(
+        "--record-times",
+        metavar="KEY",
+        help="store each notebook's seconds under KEY in notebooks/run_times.json "
+        "(embedded or real; scripts/sync_notebooks.py writes them into the notebooks)",
+    )
     args = parser.parse_args(argv)
     if args.model is not None and args.out is None:
         parser.error("--model needs --out: stored outputs are the embedded model's")

@@ -16,8 +16,9 @@ import argparse
 import json
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -28,8 +29,11 @@ GUIDE = ROOT / "docs" / "workshop.md"
 TABLE_START = "<!-- notebook times: written by scripts/sync_notebooks.py from notebooks/run_times.json -->"
 TABLE_END = "<!-- end of notebook times -->"
 # What a notebook needs beyond chatkit's own requirements, on Colab (which has no bitsandbytes).
-EXTRA_PACKAGES = {"04_memory": ["bitsandbytes"], "05_performance": ["bitsandbytes"],
-                  "08_serving": ["transformers[serving]"]}
+EXTRA_PACKAGES = {
+    "04_memory": ["bitsandbytes"],
+    "05_performance": ["bitsandbytes"],
+    "08_serving": ["transformers[serving]"],
+}
 
 
 def repository_url():
@@ -52,7 +56,7 @@ def install_cell(name, url=None):
         'if "google.colab" in sys.modules:\n'
         "    import subprocess\n"
         "\n"
-        f'    packages = [{", ".join(packages)}]\n'
+        f"    packages = [{', '.join(packages)}]\n"
         '    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", *packages]).returncode != 0:\n'
         '        raise RuntimeError("Installing chatkit failed: check that this runtime is online, "\n'
         '                           "then run this cell again.")'
@@ -124,8 +128,9 @@ def times_table(names, times):
 def synced_guide(text, names=None, times=None):
     """The guide's text with the table between its markers as this script writes it; the rest unchanged."""
     if text.count(TABLE_START) != 1 or text.count(TABLE_END) != 1 or text.index(TABLE_START) > text.index(TABLE_END):
-        raise ValueError(f"the guide needs the marker {TABLE_START!r} once, then {TABLE_END!r} once, "
-                         "with the table between them")
+        raise ValueError(
+            f"the guide needs the marker {TABLE_START!r} once, then {TABLE_END!r} once, with the table between them"
+        )
     before, rest = text.split(TABLE_START)
     _, after = rest.split(TABLE_END)
     table = times_table(notebook_names() if names is None else names, load_times() if times is None else times)
@@ -148,7 +153,9 @@ def _rewrite(path, change, check):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a notebook or docs/workshop.md differs")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a notebook or docs/workshop.md differs"
+    )
     args = parser.parse_args(argv)
     stale = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):

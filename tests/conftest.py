@@ -29,9 +29,16 @@ def model_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("llama-3.7m")
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
-                         num_key_value_heads=4, vocab_size=2048, tie_word_embeddings=True,
-                         max_position_embeddings=1024)
+    config = LlamaConfig(
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        vocab_size=2048,
+        tie_word_embeddings=True,
+        max_position_embeddings=1024,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(chatkit.embedded_model_path()).save_pretrained(folder)
     return str(folder)
@@ -58,13 +65,15 @@ def small_llama():
 def prompt(chat_model):
     _, tokenizer = chat_model
     chat = [{"role": "user", "content": "What is the capital of France? Tell me about the capital of France."}]
-    return tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True,
-                                         return_tensors="pt")["input_ids"]
+    return tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True, return_tensors="pt")[
+        "input_ids"
+    ]
 
 
 @pytest.fixture(scope="session")
 def moe_family():
     from chatkit import toy_models
 
-    return toy_models.random_moe(hidden_size=128, num_layers=2, num_experts=4, experts_per_token=2,
-                                 expert_size=128, vocab_size=512)
+    return toy_models.random_moe(
+        hidden_size=128, num_layers=2, num_experts=4, experts_per_token=2, expert_size=128, vocab_size=512
+    )

@@ -26,10 +26,16 @@ from pathlib import Path
 PROMPTS = ".jp-CodeCell .jp-InputArea-prompt"  # a code cell's "[ ]:", "[*]:" (running or queued) or "[3]:"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # Two notebooks run in two pages at once: keep the one not in front at full speed.
-    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
 
@@ -49,8 +55,10 @@ def missing_browser_reason():
     except ImportError:
         return "the playwright Python package is not installed: pip install -c constraints.txt playwright"
     if find_chromium() is None:
-        return ("no Chromium at /usr/bin/chromium: install Debian's package (sudo apt-get install chromium), "
-                "or set CHATKIT_CHROMIUM to a Chromium binary; `make setup` does it when it can")
+        return (
+            "no Chromium at /usr/bin/chromium: install Debian's package (sudo apt-get install chromium), "
+            "or set CHATKIT_CHROMIUM to a Chromium binary; `make setup` does it when it can"
+        )
     return None
 
 
@@ -63,8 +71,10 @@ def _free_port():
 def _write_settings(settings_dir):
     """Lab settings: no news toast, no update checks, every cell kept in the page (no windowing)."""
     files = {
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-            {"fetchNews": "false", "checkForUpdates": False},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     }
     for name, content in files.items():
@@ -94,27 +104,48 @@ def jupyter_lab(folder, timeout=60, classic_python=None):
         tmp = Path(tmp)
         port, token = _free_port(), secrets.token_hex(16)
         env = dict(os.environ)
-        env.update({
-            "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-            "JUPYTER_DATA_DIR": str(tmp / "data"), "IPYTHONDIR": str(tmp / "ipython"),
-            "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        })
+        env.update(
+            {
+                "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+                "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+                "JUPYTER_DATA_DIR": str(tmp / "data"),
+                "IPYTHONDIR": str(tmp / "ipython"),
+                "HF_HUB_OFFLINE": "1",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            }
+        )
         env.pop("CHATKIT_MODEL", None)
         _write_settings(tmp / "settings")
         log_path = tmp / "lab.log"
         command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", "--ServerApp.allow_root=True",
-            f"--ServerApp.root_dir={folder}", f"--LabApp.user_settings_dir={tmp / 'settings'}",
-            f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--LabApp.news_url=None",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.allow_root=True",
+            f"--ServerApp.root_dir={folder}",
+            f"--LabApp.user_settings_dir={tmp / 'settings'}",
+            f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+            "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
         if classic_python is not None:
             env["PATH"] = f"{Path(classic_python).parent}{os.pathsep}{env['PATH']}"
             command = [
-                str(classic_python), "-m", "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                "--NotebookApp.port_retries=0", f"--NotebookApp.token={token}", "--allow-root",
+                str(classic_python),
+                "-m",
+                "notebook",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--NotebookApp.port_retries=0",
+                f"--NotebookApp.token={token}",
+                "--allow-root",
                 f"--NotebookApp.notebook_dir={folder}",
             ]
         with open(log_path, "wb") as log:
@@ -222,12 +253,16 @@ class LabPage:
                 timeout=timeout_ms,
             )
         except Exception as error:
-            raise AssertionError(f"the cells of {self.notebook} did not all finish within {timeout_ms / 1000:.0f} s; "
-                                 f"their prompts: {self.prompts()}") from error
+            raise AssertionError(
+                f"the cells of {self.notebook} did not all finish within {timeout_ms / 1000:.0f} s; "
+                f"their prompts: {self.prompts()}"
+            ) from error
 
     def error_outputs(self):
         """Text of every stderr or error output in the notebook (tracebacks render as stderr)."""
-        return self.page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
+        return self.page.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+        ).all_inner_texts()
 
     def run_new_cell(self, source):
         """Add a code cell at the end of the notebook, run it, and return its output text."""
@@ -242,7 +277,5 @@ class LabPage:
         self.page.keyboard.type(source)
         self.page.keyboard.press("Shift+Enter")
         prompt = new_cell.locator(".jp-InputArea-prompt")
-        self.page.wait_for_function(
-            "el => /^\\[\\d+\\]:$/.test(el.textContent.trim())", arg=prompt.element_handle()
-        )
+        self.page.wait_for_function("el => /^\\[\\d+\\]:$/.test(el.textContent.trim())", arg=prompt.element_handle())
         return new_cell.locator(".jp-OutputArea-output").all_inner_texts()

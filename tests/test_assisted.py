@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from helpers import greedy
+
 from chatkit import assisted, toy_models
 
 
@@ -28,8 +28,9 @@ def test_assisted_output_equals_greedy(target, draft, prompt):
 
 
 def test_prompt_lookup_output_equals_greedy(target, prompt):
-    result = assisted.compare_assisted(target, prompt, prompt_lookup_tokens=5, new_tokens=12, repeats=1,
-                                       force_length=True)
+    result = assisted.compare_assisted(
+        target, prompt, prompt_lookup_tokens=5, new_tokens=12, repeats=1, force_length=True
+    )
     assert result.identical and result.acceptance_rate is None and result.method == "prompt_lookup"
     assert torch.equal(greedy(target, prompt, 12, prompt_lookup_num_tokens=5), greedy(target, prompt, 12))
 

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from lab_browser import LabPage, chromium, jupyter_lab, missing_browser_reason
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from lab_browser import chromium, jupyter_lab, missing_browser_reason
 
 CLASSIC_PYTHON = os.environ.get("CHATKIT_CLASSIC_PYTHON")
@@ -24,20 +23,24 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "browser"
 def test_chat_widget_answers_in_the_classic_notebook_with_ipywidgets_7(tmp_path):
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    notebook.cells = [nbformat.v4.new_code_cell(
-        "import chatkit, ipywidgets\n"
-        "model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())\n"
-        "print('ipywidgets', ipywidgets.__version__)\n"
-        "chat = chatkit.ChatWidget(model, tokenizer, system_prompt='', max_new_tokens=32)\n"
-        "chat"
-    )]
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import chatkit, ipywidgets\n"
+            "model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())\n"
+            "print('ipywidgets', ipywidgets.__version__)\n"
+            "chat = chatkit.ChatWidget(model, tokenizer, system_prompt='', max_new_tokens=32)\n"
+            "chat"
+        )
+    ]
     nbformat.write(notebook, tmp_path / "widget.ipynb")
     with jupyter_lab(tmp_path, classic_python=CLASSIC_PYTHON) as server, chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(f"{server.url}/notebooks/widget.ipynb?token={server.token}")
-        page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
-                               " && Jupyter.notebook.kernel.is_connected() && Jupyter.notebook.kernel.widget_manager")
+        page.wait_for_function(
+            "() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
+            " && Jupyter.notebook.kernel.is_connected() && Jupyter.notebook.kernel.widget_manager"
+        )
         # ipywidgets 7's manager first asks the kernel for the widgets it already has, then re-renders
         # outputs holding widgets; cells run before that finishes get their widgets loaded twice, and the
         # page's copies stop following the kernel (seen: an input box that never clears, a reply that never

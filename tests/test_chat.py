@@ -120,8 +120,10 @@ def test_every_shape_transformers_accepts_is_valid(chat):
         ([USER, calling(CALL), {"role": "tool", "content": "22", "name": ["f"]}], "message 2: 'name' must be a"),
         # text that is not text: a lone surrogate breaks the tokenizer, so it is refused here, where it is
         ([{"role": "user", "content": "\ud800"}], "message 0: 'content' holds a lone surrogate"),
-        ([USER, {"role": "user", "content": [{"type": "text", "text": "a\udfff"}]}],
-         "message 1: 'content'[0]['text'] holds a lone surrogate"),
+        (
+            [USER, {"role": "user", "content": [{"type": "text", "text": "a\udfff"}]}],
+            "message 1: 'content'[0]['text'] holds a lone surrogate",
+        ),
         (
             [USER, calling({"type": "function", "function": {"name": "f", "arguments": {"city": "\ud800"}}})],
             "message 1: 'tool_calls'[0]['function']['arguments']['city'] holds a lone surrogate",
@@ -185,7 +187,7 @@ TOOL_TEMPLATE = (
         ),
         (
             [USER, calling({"name": "get_weather", "arguments": '{"city": "Rome"}'}, content="")],
-            '<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n'
+            "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
             '<tool_call>get_weather {"city": "Rome"}</tool_call><|im_end|>\n',
         ),
     ],
@@ -198,8 +200,15 @@ def test_transformers_renders_the_accepted_shapes(chat, expected):
     assert tokenizer.apply_chat_template(validate_chat(chat), tokenize=False) == expected
 
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
-           | st.builds(pow, st.just(10), st.just(5000)) | st.sampled_from(["\ud800", "Hi \udfff"]))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=10)
+    | st.builds(pow, st.just(10), st.just(5000))
+    | st.sampled_from(["\ud800", "Hi \udfff"])
+)
 anything = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -209,7 +218,9 @@ blocks = st.fixed_dictionaries(
     {}, optional={"type": st.sampled_from(["text", "image"]) | anything, "text": st.text(max_size=5) | anything}
 )
 arguments = st.dictionaries(st.text(max_size=4), scalars, max_size=2) | st.sampled_from(['{"a": 1}', "[1]", "x"])
-function = st.fixed_dictionaries({}, optional={"name": st.text(max_size=5) | anything, "arguments": arguments | anything})
+function = st.fixed_dictionaries(
+    {}, optional={"name": st.text(max_size=5) | anything, "arguments": arguments | anything}
+)
 calls = function | st.fixed_dictionaries({"function": function | anything}, optional={"type": st.just("function")})
 messages = st.fixed_dictionaries(
     {},

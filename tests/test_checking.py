@@ -27,8 +27,7 @@ def takes_a_function(function):
     return f"got {call_answer(function, 2)!r}"
 
 
-def placeholder(x):
-    ...
+def placeholder(x): ...
 
 
 def documented_placeholder(x):
@@ -36,8 +35,7 @@ def documented_placeholder(x):
     ...
 
 
-async def async_placeholder(x):
-    ...
+async def async_placeholder(x): ...
 
 
 def placeholder_with_a_comment(x):
@@ -62,15 +60,17 @@ def two_statements(x):
     return x
 
 
-@pytest.mark.parametrize("function", [placeholder, documented_placeholder, async_placeholder,
-                                      placeholder_with_a_comment])
+@pytest.mark.parametrize(
+    "function", [placeholder, documented_placeholder, async_placeholder, placeholder_with_a_comment]
+)
 def test_a_function_whose_body_is_only_the_placeholder_is_not_answered(function):
     assert checking.unanswered(function)
     assert repr(takes_a_function(function)) == f"Not answered yet: {NOT_ANSWERED}"
 
 
-@pytest.mark.parametrize("function", [passes, returns_ellipsis, docstring_only, two_statements,
-                                      lambda x: ..., print, len])
+@pytest.mark.parametrize(
+    "function", [passes, returns_ellipsis, docstring_only, two_statements, lambda x: ..., print, len]
+)
 def test_any_other_body_is_an_answer_and_is_checked(function):
     assert not checking.unanswered(function)
     assert repr(takes_a_function(function)).startswith(("Right: ", "Not yet: "))

@@ -5,11 +5,11 @@ against a closed-form formula and against a loaded model.
 """
 
 import pytest
+from helpers import TINY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM
 
-from helpers import TINY
 import chatkit
 from chatkit import counting, sizing
 from chatkit.catalog import CATALOG
@@ -35,10 +35,18 @@ def test_count_matches_the_published_count_of_every_catalogue_entry(repo_id):
 def test_catalogue_holds_the_models_the_course_names():
     names = {entry.name for entry in CATALOG.values()}
     assert {
-        "Meta-Llama-3-8B-Instruct", "Llama-3.1-70B-Instruct", "Mistral-7B-Instruct-v0.3",
-        "Mixtral-8x7B-Instruct-v0.1", "Mixtral-8x22B-Instruct-v0.1", "zephyr-orpo-141b-A35b-v0.1",
-        "Qwen2.5-0.5B-Instruct", "Qwen2.5-7B-Instruct", "SmolLM2-360M-Instruct", "SmolLM2-1.7B-Instruct",
-        "gemma-2-2b-it", "Phi-3-mini-4k-instruct",
+        "Meta-Llama-3-8B-Instruct",
+        "Llama-3.1-70B-Instruct",
+        "Mistral-7B-Instruct-v0.3",
+        "Mixtral-8x7B-Instruct-v0.1",
+        "Mixtral-8x22B-Instruct-v0.1",
+        "zephyr-orpo-141b-A35b-v0.1",
+        "Qwen2.5-0.5B-Instruct",
+        "Qwen2.5-7B-Instruct",
+        "SmolLM2-360M-Instruct",
+        "SmolLM2-1.7B-Instruct",
+        "gemma-2-2b-it",
+        "Phi-3-mini-4k-instruct",
     } <= names
 
 
@@ -83,9 +91,16 @@ def test_embedded_model_count_matches_the_loaded_model():
 def test_meta_device_count_equals_the_llama_formula(layers, heads, head_dim, groups, intermediate, vocab, tied):
     kv_heads = max(1, heads // groups)
     hidden = heads * head_dim
-    config = dict(model_type="llama", num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
-                  num_key_value_heads=kv_heads, intermediate_size=intermediate, vocab_size=vocab,
-                  tie_word_embeddings=tied)
+    config = dict(
+        model_type="llama",
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        intermediate_size=intermediate,
+        vocab_size=vocab,
+        tie_word_embeddings=tied,
+    )
     attention = 2 * hidden * hidden + 2 * hidden * kv_heads * head_dim
     per_layer = attention + 3 * hidden * intermediate + 2 * hidden
     expected = layers * per_layer + hidden + vocab * hidden * (1 if tied else 2)
@@ -95,18 +110,21 @@ def test_meta_device_count_equals_the_llama_formula(layers, heads, head_dim, gro
 
 
 # ---------------------------------------------------------------------------------- from the name
-@pytest.mark.parametrize("name,total,active", [
-    ("Meta-Llama-3-8B-Instruct", 8 * 10**9, 8 * 10**9),
-    ("meta-llama/Meta-Llama-3-8B-Instruct", 8 * 10**9, 8 * 10**9),
-    ("Mixtral-8x7B", 56 * 10**9, None),
-    ("zephyr-orpo-141b-A35b-v0.1", 141 * 10**9, 35 * 10**9),
-    ("141B-A35B", 141 * 10**9, 35 * 10**9),
-    ("SmolLM2-360M", 360 * 10**6, 360 * 10**6),
-    ("Qwen2.5-0.5B-Instruct", 5 * 10**8, 5 * 10**8),
-    ("Qwen2.5-7B-Instruct-1M", 7 * 10**9, 7 * 10**9),  # the first size wins; "1M" is a context length
-    ("Qwen1.5-MoE-A2.7B-Chat", None, 27 * 10**8),
-    ("Llama-4-Scout-17B-16E-Instruct", None, 17 * 10**9),
-])
+@pytest.mark.parametrize(
+    "name,total,active",
+    [
+        ("Meta-Llama-3-8B-Instruct", 8 * 10**9, 8 * 10**9),
+        ("meta-llama/Meta-Llama-3-8B-Instruct", 8 * 10**9, 8 * 10**9),
+        ("Mixtral-8x7B", 56 * 10**9, None),
+        ("zephyr-orpo-141b-A35b-v0.1", 141 * 10**9, 35 * 10**9),
+        ("141B-A35B", 141 * 10**9, 35 * 10**9),
+        ("SmolLM2-360M", 360 * 10**6, 360 * 10**6),
+        ("Qwen2.5-0.5B-Instruct", 5 * 10**8, 5 * 10**8),
+        ("Qwen2.5-7B-Instruct-1M", 7 * 10**9, 7 * 10**9),  # the first size wins; "1M" is a context length
+        ("Qwen1.5-MoE-A2.7B-Chat", None, 27 * 10**8),
+        ("Llama-4-Scout-17B-16E-Instruct", None, 17 * 10**9),
+    ],
+)
 def test_parse_model_size_reads_the_issue_examples(name, total, active):
     size = counting.parse_model_size(name)
     assert (size.total, size.active) == (total, active)
@@ -181,11 +199,20 @@ def test_model_ref_is_the_one_door_for_a_name_a_config_or_an_entry(monkeypatch):
 
 
 # ------------------------------------------------------------- nonsense numbers, refused at the door
-@pytest.mark.parametrize("field, value", [
-    ("num_hidden_layers", -3), ("sliding_window", -1), ("hidden_size", -256), ("vocab_size", -1000),
-    ("num_attention_heads", 0), ("hidden_size", "256"), ("num_key_value_heads", 0), ("num_hidden_layers", True),
-    ("intermediate_size", 2.5),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_hidden_layers", -3),
+        ("sliding_window", -1),
+        ("hidden_size", -256),
+        ("vocab_size", -1000),
+        ("num_attention_heads", 0),
+        ("hidden_size", "256"),
+        ("num_key_value_heads", 0),
+        ("num_hidden_layers", True),
+        ("intermediate_size", 2.5),
+    ],
+)
 def test_nonsense_numbers_in_a_config_name_the_field_and_its_value(field, value):
     import re
 

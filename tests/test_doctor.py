@@ -36,8 +36,9 @@ def test_this_machine_passes_offline(monkeypatch, capsys):
 
 
 def test_missing_and_wrong_packages_fail_with_the_command_that_fixes_them(monkeypatch):
-    missing, too_old = doctor.package_rows([Requirement("no-such-package-for-chatkit>=1.0"),
-                                           Requirement("transformers>=99")])
+    missing, too_old = doctor.package_rows(
+        [Requirement("no-such-package-for-chatkit>=1.0"), Requirement("transformers>=99")]
+    )
     assert missing.failed and missing.found == "not installed (needs >=1.0)"
     assert missing.fix == "pip install 'no-such-package-for-chatkit>=1.0'"
     assert too_old.failed and too_old.found.endswith("needs >=99") and too_old.fix == "pip install 'transformers>=99'"

@@ -9,7 +9,12 @@ from chatkit import dtypes
 
 def test_dtype_spellings_and_torch_dtypes_are_understood():
     assert [dtypes.normalize_dtype(d) for d in ("bfloat16", torch.float16, "FP32", "nf4", "8bit")] == [
-        "bf16", "fp16", "fp32", "4bit", "int8"]
+        "bf16",
+        "fp16",
+        "fp32",
+        "4bit",
+        "int8",
+    ]
 
 
 @pytest.mark.parametrize("dtype", ["int3", "float8", "", "double"])
@@ -26,12 +31,15 @@ def test_every_alias_and_every_key_has_a_size():
 
 
 # ------------------------------------------------------------------------------------ torch_dtype
-@pytest.mark.parametrize("dtype,expected", [
-    ("bf16", torch.bfloat16),
-    ("float16", torch.float16),
-    (torch.float32, torch.float32),
-    ("fp32", torch.float32),
-])
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [
+        ("bf16", torch.bfloat16),
+        ("float16", torch.float16),
+        (torch.float32, torch.float32),
+        ("fp32", torch.float32),
+    ],
+)
 def test_torch_dtype_reads_any_float_spelling_and_passes_torch_dtypes_through(dtype, expected):
     assert dtypes.torch_dtype(dtype) is expected
 
@@ -48,13 +56,17 @@ def test_torch_dtype_refuses_an_unknown_dtype():
 
 
 # ------------------------------------------------------------------------------ quantization_kind
-@pytest.mark.parametrize("config,expected", [
-    (None, (None, False)),
-    ({"load_in_8bit": True}, ("int8", False)),
-    ({"load_in_4bit": True, "bnb_4bit_use_double_quant": True}, ("4bit", True)),
-    ({"load_in_4bit": True}, ("4bit", False)),
-    ({"quant_method": "bitsandbytes"}, (None, False)),
-], ids=["none", "8bit", "4bit-double", "4bit", "neither"])
+@pytest.mark.parametrize(
+    "config,expected",
+    [
+        (None, (None, False)),
+        ({"load_in_8bit": True}, ("int8", False)),
+        ({"load_in_4bit": True, "bnb_4bit_use_double_quant": True}, ("4bit", True)),
+        ({"load_in_4bit": True}, ("4bit", False)),
+        ({"quant_method": "bitsandbytes"}, (None, False)),
+    ],
+    ids=["none", "8bit", "4bit-double", "4bit", "neither"],
+)
 def test_quantization_kind_of_a_dict(config, expected):
     assert dtypes.quantization_kind(config) == expected
 
@@ -62,7 +74,9 @@ def test_quantization_kind_of_a_dict(config, expected):
 def test_quantization_kind_of_a_real_bitsandbytes_config():
     assert dtypes.quantization_kind(BitsAndBytesConfig(load_in_4bit=True)) == ("4bit", False)
     assert dtypes.quantization_kind(BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_use_double_quant=True)) == (
-        "4bit", True)
+        "4bit",
+        True,
+    )
     assert dtypes.quantization_kind(BitsAndBytesConfig(load_in_8bit=True)) == ("int8", False)
 
 
@@ -73,13 +87,16 @@ def test_quantization_kind_refuses_other_methods(method):
 
 
 # ------------------------------------------------------------------------------- checkpoint_dtype
-@pytest.mark.parametrize("config,expected", [
-    ({"dtype": "bfloat16"}, "bf16"),
-    ({}, "fp32"),
-    ({"torch_dtype": "float16"}, "fp16"),
-    ({"dtype": None, "torch_dtype": "bfloat16"}, "bf16"),
-    ({"dtype": "not-a-dtype"}, "fp32"),
-])
+@pytest.mark.parametrize(
+    "config,expected",
+    [
+        ({"dtype": "bfloat16"}, "bf16"),
+        ({}, "fp32"),
+        ({"torch_dtype": "float16"}, "fp16"),
+        ({"dtype": None, "torch_dtype": "bfloat16"}, "bf16"),
+        ({"dtype": "not-a-dtype"}, "fp32"),
+    ],
+)
 def test_checkpoint_dtype_of_a_dict(config, expected):
     assert dtypes.checkpoint_dtype(config) == expected
 

@@ -25,8 +25,11 @@ def wrong(verdict, hint=""):
 
 
 def test_an_unanswered_exercise_says_so_and_raises_nothing():
-    for check, args in [(exercises.persona, (...,)), (exercises.greedy_reply, (..., None, None, None)),
-                        (exercises.fit_16gb, ({"a"}, ...))]:
+    for check, args in [
+        (exercises.persona, (...,)),
+        (exercises.greedy_reply, (..., None, None, None)),
+        (exercises.fit_16gb, ({"a"}, ...)),
+    ]:
         verdict = check(*args)
         assert not verdict and repr(verdict) == f"Not answered yet: {checking.NOT_ANSWERED}"
 
@@ -36,8 +39,7 @@ def reply_text_placeholder(response):
     ...
 
 
-def parse_json_placeholder(text):
-    ...
+def parse_json_placeholder(text): ...
 
 
 def tokens_per_second_placeholder(completion, seconds):
@@ -46,9 +48,14 @@ def tokens_per_second_placeholder(completion, seconds):
     ...
 
 
-@pytest.mark.parametrize("check, placeholder", [(exercises.reply_text, reply_text_placeholder),
-                                                (exercises.parse_json, parse_json_placeholder),
-                                                (exercises.tokens_per_second, tokens_per_second_placeholder)])
+@pytest.mark.parametrize(
+    "check, placeholder",
+    [
+        (exercises.reply_text, reply_text_placeholder),
+        (exercises.parse_json, parse_json_placeholder),
+        (exercises.tokens_per_second, tokens_per_second_placeholder),
+    ],
+)
 def test_a_function_left_as_its_placeholder_is_not_answered_yet(check, placeholder):
     assert repr(check(placeholder)) == f"Not answered yet: {checking.NOT_ANSWERED}"
 
@@ -72,8 +79,10 @@ def _exercise_cells(notebook):
     for index, cell in enumerate(notebook["cells"]):
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and re.search(r"^exercises\.\w+\(", source, re.MULTILINE):
-            text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
-                           for o in cell.get("outputs", []))
+            text = "".join(
+                "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                for o in cell.get("outputs", [])
+            )
             yield index, source, text
 
 
@@ -83,28 +92,38 @@ def open_exercises_showing_more(notebook):
     shown = []
     for index, _, text in _exercise_cells(notebook):
         lines = text.strip().splitlines()
-        if (not lines or lines[-1] != f"Not answered yet: {checking.NOT_ANSWERED}"
-                or any(line.startswith(("Right: ", "Not yet: ")) for line in lines)):
+        if (
+            not lines
+            or lines[-1] != f"Not answered yet: {checking.NOT_ANSWERED}"
+            or any(line.startswith(("Right: ", "Not yet: ")) for line in lines)
+        ):
             shown.append(f"cell {index}: {text.strip()[-100:]!r}")
     return shown
 
 
 def _cell(source, *outputs):
-    return {"cell_type": "code", "source": source.splitlines(keepends=True),
-            "outputs": [{"output_type": "execute_result", "data": {"text/plain": text}} for text in outputs]}
+    return {
+        "cell_type": "code",
+        "source": source.splitlines(keepends=True),
+        "outputs": [{"output_type": "execute_result", "data": {"text/plain": text}} for text in outputs],
+    }
 
 
 def test_the_guard_on_committed_exercises_tells_an_open_exercise_from_a_verdict():
     open_text = f"Not answered yet: {checking.NOT_ANSWERED}"
-    notebook = {"cells": [
-        {"cell_type": "markdown", "source": ["exercises.persona(my_chat) in prose is no exercise cell"]},
-        _cell("my_chat = ...\nexercises.persona(my_chat)", open_text),
-        _cell("print(smollm2)\ntotal = ...\nexercises.count_smollm2(total)", "{'model_type': 'llama'}\n", open_text),
-        _cell("def f(response):\n    ...\n\n\nexercises.reply_text(f)", "Not yet: your function returned None"),
-        _cell("exercises.two_turns(chat)", "Right: 2 replies, the turns alternate"),
-        _cell("exercises.two_turns(chat)\nexercises.persona(...)", "Not yet: a reply is empty\n", open_text),
-        _cell("exercises.persona(chat)"),  # never run
-    ]}
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["exercises.persona(my_chat) in prose is no exercise cell"]},
+            _cell("my_chat = ...\nexercises.persona(my_chat)", open_text),
+            _cell(
+                "print(smollm2)\ntotal = ...\nexercises.count_smollm2(total)", "{'model_type': 'llama'}\n", open_text
+            ),
+            _cell("def f(response):\n    ...\n\n\nexercises.reply_text(f)", "Not yet: your function returned None"),
+            _cell("exercises.two_turns(chat)", "Right: 2 replies, the turns alternate"),
+            _cell("exercises.two_turns(chat)\nexercises.persona(...)", "Not yet: a reply is empty\n", open_text),
+            _cell("exercises.persona(chat)"),  # never run
+        ]
+    }
     assert [line.split(":")[0] for line in open_exercises_showing_more(notebook)] == [f"cell {i}" for i in (3, 4, 5, 6)]
 
 
@@ -184,7 +203,9 @@ def test_two_turns():
 
 def test_reply_text():
     right(exercises.reply_text(lambda response: response[0]["generated_text"][-1]["content"]))
-    right(exercises.reply_text(lambda r: [m for m in r[0]["generated_text"] if m["role"] == "assistant"][-1]["content"]))
+    right(
+        exercises.reply_text(lambda r: [m for m in r[0]["generated_text"] if m["role"] == "assistant"][-1]["content"])
+    )
     wrong(exercises.reply_text(lambda response: response[0]["generated_text"][-1]), "not the whole message")
     wrong(exercises.reply_text(lambda response: response[0]["generated_text"][2]["content"]), "raised IndexError")
     wrong(exercises.reply_text(lambda response: response[0]["generated_text"][1]["content"]), "your function returned")
@@ -193,7 +214,11 @@ def test_reply_text():
 
 def _smollm2_by_hand():
     c = CATALOG[exercises.SMOLLM2].config
-    h, layers, kv = c["hidden_size"], c["num_hidden_layers"], c["num_key_value_heads"] * c["hidden_size"] // c["num_attention_heads"]
+    h, layers, kv = (
+        c["hidden_size"],
+        c["num_hidden_layers"],
+        c["num_key_value_heads"] * c["hidden_size"] // c["num_attention_heads"],
+    )
     per_layer = 2 * h * h + 2 * h * kv + 3 * h * c["intermediate_size"] + 2 * h
     return layers * per_layer + h + c["vocab_size"] * h
 
@@ -219,9 +244,19 @@ def test_bf16_gigabytes():
     wrong(exercises.bf16_gigabytes("14.5 GB"), "a number")
 
 
-MODELS_02 = ["SmolLM2-360M-Instruct", "Qwen2.5-0.5B-Instruct", "Llama-3.2-1B-Instruct", "gemma-2-2b-it",
-             "Phi-3-mini-4k-instruct", "Mistral-7B-Instruct-v0.3", "Meta-Llama-3-8B-Instruct", "gemma-2-9b-it",
-             "Mistral-Nemo-Instruct-2407", "Mixtral-8x7B-Instruct-v0.1", "Llama-3.1-70B-Instruct"]
+MODELS_02 = [
+    "SmolLM2-360M-Instruct",
+    "Qwen2.5-0.5B-Instruct",
+    "Llama-3.2-1B-Instruct",
+    "gemma-2-2b-it",
+    "Phi-3-mini-4k-instruct",
+    "Mistral-7B-Instruct-v0.3",
+    "Meta-Llama-3-8B-Instruct",
+    "gemma-2-9b-it",
+    "Mistral-Nemo-Instruct-2407",
+    "Mixtral-8x7B-Instruct-v0.1",
+    "Llama-3.1-70B-Instruct",
+]
 
 
 CATALOG_ID = {name.rsplit("/", 1)[-1]: name for name in CATALOG}
@@ -233,7 +268,9 @@ def test_fit_16gb_accepts_short_names_and_repo_ids_in_any_container():
     right(exercises.fit_16gb(fits, MODELS_02))
     right(exercises.fit_16gb(set(fits), MODELS_02))
     right(exercises.fit_16gb([CATALOG_ID[n] for n in fits], MODELS_02))
-    weights_only = [n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=0, overhead=0).fits(16 * 2**30)]
+    weights_only = [
+        n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=0, overhead=0).fits(16 * 2**30)
+    ]
     if set(weights_only) != set(fits):
         wrong(exercises.fit_16gb(weights_only, MODELS_02), "do not fit")
     wrong(exercises.fit_16gb(fits[:-1], MODELS_02), "1 more of the list fit")
@@ -245,8 +282,10 @@ def test_fit_16gb_accepts_short_names_and_repo_ids_in_any_container():
 @pytest.fixture(scope="module")
 def rendered(chat_model):
     _, tokenizer = chat_model
-    chat = [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "What is the capital of France?"}]
+    chat = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
     return chat, tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
 
@@ -258,15 +297,20 @@ def test_single_bos(chat_model, rendered):
     llama_style = AutoTokenizer.from_pretrained(chatkit.embedded_model_path(), add_bos_token=True)
     right(exercises.single_bos(llama_style(text, add_special_tokens=False)["input_ids"], llama_style, text))
     right(exercises.single_bos(llama_style(text, add_special_tokens=False, return_tensors="pt"), llama_style, text))
-    right(exercises.single_bos(tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=False),
-                               llama_style, text))
+    right(
+        exercises.single_bos(
+            tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=False), llama_style, text
+        )
+    )
     wrong(exercises.single_bos(llama_style(text)["input_ids"], llama_style, text), "§3.3")
-    wrong(exercises.single_bos(llama_style(text, add_special_tokens=False)["input_ids"][:-1], llama_style, text),
-          "not the ids")
+    wrong(
+        exercises.single_bos(llama_style(text, add_special_tokens=False)["input_ids"][:-1], llama_style, text),
+        "not the ids",
+    )
     batch = llama_style([text, text], add_special_tokens=False)["input_ids"]
     wrong(exercises.single_bos(batch, llama_style, text), "not a batch")
     no_bos = llama_style(text, add_special_tokens=False)["input_ids"][1:]
-    wrong(exercises.single_bos(no_bos, llama_style, text[len(llama_style.bos_token):]), "do not start with the BOS")
+    wrong(exercises.single_bos(no_bos, llama_style, text[len(llama_style.bos_token) :]), "do not start with the BOS")
 
 
 RECIPE = ("add_special_tokens", "tokenize=True", "add_generation_prompt", "do_sample", "max_new_tokens=32")
@@ -293,12 +337,16 @@ def test_fold_system(rendered):
     right(exercises.fold_system(chatkit.fold_system_message(chat), chat))
     right(exercises.fold_system([{"role": "user", "content": f"{question}\n\n({chat[0]['content']})"}], chat))
     longer = chat + [{"role": "assistant", "content": "Paris."}, {"role": "user", "content": "And Italy?"}]
-    right(exercises.fold_system([{"role": "user", "content": chat[0]["content"] + " " + question}, *longer[2:]], longer))
+    right(
+        exercises.fold_system([{"role": "user", "content": chat[0]["content"] + " " + question}, *longer[2:]], longer)
+    )
     wrong(exercises.fold_system(chat[1:], chat), "instruction is lost")
     wrong(exercises.fold_system(chat, chat), "system message is still there")
     wrong(exercises.fold_system([{"role": "user", "content": chat[0]["content"]}], chat), "first question is lost")
-    wrong(exercises.fold_system([{"role": "user", "content": chat[0]["content"] + question}, *longer[2:3]], longer),
-          "keep the rest")
+    wrong(
+        exercises.fold_system([{"role": "user", "content": chat[0]["content"] + question}, *longer[2:3]], longer),
+        "keep the rest",
+    )
 
 
 def test_greedy_reply(chat_model, rendered):
@@ -306,7 +354,7 @@ def test_greedy_reply(chat_model, rendered):
     chat, text = rendered
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     out = model.generate(**inputs, max_new_tokens=32, do_sample=False)
-    by_hand = tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    by_hand = tokenizer.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     right(exercises.greedy_reply(by_hand, model, tokenizer, chat))
     right(exercises.greedy_reply(by_hand + "\n", model, tokenizer, chat))
     with_prompt = tokenizer.decode(out[0], skip_special_tokens=True)
@@ -320,7 +368,7 @@ def test_the_greedy_reply_hints_nudge_toward_the_step_without_the_recipe(chat_mo
     chat, text = rendered
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     out = model.generate(**inputs, max_new_tokens=32, do_sample=False)
-    new_tokens = out[0][inputs["input_ids"].shape[1]:]
+    new_tokens = out[0][inputs["input_ids"].shape[1] :]
     by_hand = tokenizer.decode(new_tokens, skip_special_tokens=True)
     early = exercises.greedy_reply(by_hand[: len(by_hand) // 2], model, tokenizer, chat)
     nudges(early)
@@ -350,8 +398,9 @@ def four_bit():
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-    return AutoModelForCausalLM.from_pretrained(chatkit.embedded_model_path(), quantization_config=config,
-                                                dtype=torch.bfloat16)
+    return AutoModelForCausalLM.from_pretrained(
+        chatkit.embedded_model_path(), quantization_config=config, dtype=torch.bfloat16
+    )
 
 
 def test_four_bit_ratio(four_bit, chat_model):
@@ -417,8 +466,9 @@ def test_measured_rate(chat_model):
     import time
 
     model, tokenizer = chat_model
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "Hi!"}], add_generation_prompt=True,
-                                           return_dict=True, return_tensors="pt")
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi!"}], add_generation_prompt=True, return_dict=True, return_tensors="pt"
+    )
     start = time.perf_counter()
     out = model.generate(**inputs, max_new_tokens=32, min_new_tokens=32, do_sample=False)
     rate = (out.shape[1] - inputs["input_ids"].shape[1]) / (time.perf_counter() - start)
@@ -434,8 +484,12 @@ def test_assisted_kwargs(chat_model):
     right(exercises.assisted_kwargs({"prompt_lookup_num_tokens": 10, "max_matching_ngram_size": 2}, model, tokenizer))
     right(exercises.assisted_kwargs({"assistant_model": model}, model, tokenizer))
     wrong(exercises.assisted_kwargs({}, model, tokenizer), "prompt_lookup_num_tokens")
-    wrong(exercises.assisted_kwargs({"prompt_lookup_num_tokens": 3, "do_sample": True, "temperature": 2.0},
-                                    model, tokenizer), "do_sample=False")
+    wrong(
+        exercises.assisted_kwargs(
+            {"prompt_lookup_num_tokens": 3, "do_sample": True, "temperature": 2.0}, model, tokenizer
+        ),
+        "do_sample=False",
+    )
     wrong(exercises.assisted_kwargs("prompt_lookup_num_tokens=3", model, tokenizer), "a dict")
 
 
@@ -447,8 +501,11 @@ def chatbox(chat_model):
 
 def test_widget_settings(chat_model, chatbox):
     model, tokenizer = chat_model
-    right(exercises.widget_settings(chatkit.ChatWidget(model, tokenizer, system_prompt="You are a pirate.",
-                                                       max_new_tokens=32)))
+    right(
+        exercises.widget_settings(
+            chatkit.ChatWidget(model, tokenizer, system_prompt="You are a pirate.", max_new_tokens=32)
+        )
+    )
     chatbox.system_prompt.value = "Talk like a PIRATE captain."
     chatbox.max_new_tokens.value = 32
     right(exercises.widget_settings(chatbox))
@@ -539,8 +596,10 @@ def test_tool_schema():
     wrong(exercises.tool_schema("weather"), "the function itself")
 
 
-CALL = {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "multiply",
-                                                                              "arguments": {"a": 15, "b": 4}}}]}
+CALL = {
+    "role": "assistant",
+    "tool_calls": [{"type": "function", "function": {"name": "multiply", "arguments": {"a": 15, "b": 4}}}],
+}
 RESULT = {"role": "tool", "name": "multiply", "content": "60"}
 ANSWER = {"role": "assistant", "content": "15 times 4 is 60."}
 
@@ -583,19 +642,26 @@ def test_parse_json():
     right(exercises.parse_json(parse_with_raw_decode))
     wrong(exercises.parse_json(json.loads), "raised JSONDecodeError")
     wrong(exercises.parse_json(lambda text: parse_with_regex(text) or {}), "expected null")
-    wrong(exercises.parse_json(lambda text: json.loads(text) if text.startswith("{") and text.endswith("}") else None),
-          "your function returned None")
+    wrong(
+        exercises.parse_json(lambda text: json.loads(text) if text.startswith("{") and text.endswith("}") else None),
+        "your function returned None",
+    )
 
 
 def test_server_checks_compare_with_the_servers_greedy_reply(monkeypatch):
     replies = {"What is 2 + 2?": "4.", "Hi!": "Hello!", "Hi!|Hello!|And you?": "I am fine."}
-    monkeypatch.setattr(exercises, "_server_reply",
-                        lambda url, model_id, messages: replies["|".join(m["content"] for m in messages)])
+    monkeypatch.setattr(
+        exercises, "_server_reply", lambda url, model_id, messages: replies["|".join(m["content"] for m in messages)]
+    )
     right(exercises.streamed_reply("4.", "What is 2 + 2?", "http://127.0.0.1:1", "m"))
     wrong(exercises.streamed_reply("4", "What is 2 + 2?", "http://127.0.0.1:1", "m"), "delta.content")
     wrong(exercises.streamed_reply(["4."], "What is 2 + 2?", "http://127.0.0.1:1", "m"), "one string")
-    chat = [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello!"},
-            {"role": "user", "content": "And you?"}, {"role": "assistant", "content": "I am fine."}]
+    chat = [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And you?"},
+        {"role": "assistant", "content": "I am fine."},
+    ]
     right(exercises.follow_up(chat, "http://127.0.0.1:1", "m"))
     wrong(exercises.follow_up(chat[:2], "http://127.0.0.1:1", "m"), "four messages")
     wrong(exercises.follow_up(chat[:3] + [{"role": "assistant", "content": "Hello!"}], "u", "m"), "whole chat")

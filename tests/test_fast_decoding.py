@@ -4,8 +4,8 @@ import copy
 
 import pytest
 import torch
-
 from helpers import greedy
+
 from chatkit import fast_decoding, toy_models
 
 
@@ -46,8 +46,9 @@ def test_the_plan_says_what_was_chosen_and_why(small_llama, monkeypatch):
     bf16 = fast_decoding.prepare_for_decoding(toy_models.random_model(small_llama.config, "bfloat16"), threads=1)
     assert bf16.chatkit_packed_layers == 0
     assert any("oneDNN has no fast bf16 kernels" in line for line in fast_decoding.decoding_plan(bf16))
-    assert any(line.startswith("dtype: bfloat16 (recommended here: float32")
-               for line in fast_decoding.decoding_plan(bf16))
+    assert any(
+        line.startswith("dtype: bfloat16 (recommended here: float32") for line in fast_decoding.decoding_plan(bf16)
+    )
 
 
 def test_decoding_dtype_follows_the_kernels(monkeypatch):

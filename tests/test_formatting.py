@@ -12,29 +12,35 @@ def test_format_bytes():
     assert formatting.format_bytes(980) == "980 B"
 
 
-@pytest.mark.parametrize("n,text", [
-    (0, "0 B"),
-    (1023, "1023 B"),
-    (1024, "1.0 KiB"),
-    (100_000, "97.7 KiB"),
-    (formatting.MiB, "1.0 MiB"),
-    (16_060_522_496, "15.0 GiB"),
-    (-2 * formatting.GiB, "-2.0 GiB"),
-])
+@pytest.mark.parametrize(
+    "n,text",
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (100_000, "97.7 KiB"),
+        (formatting.MiB, "1.0 MiB"),
+        (16_060_522_496, "15.0 GiB"),
+        (-2 * formatting.GiB, "-2.0 GiB"),
+    ],
+)
 def test_format_bytes_uses_binary_units(n, text):
     assert formatting.format_bytes(n) == text
 
 
-@pytest.mark.parametrize("count,text", [
-    (46_702_792_704, "46.7B"),
-    (8_030_261_248, "8.03B"),
-    (361_821_120, "362M"),
-    (494_032_768, "494M"),
-    (1_200_000_000_000, "1.2T"),
-    (1234, "1,234"),
-    (999_999, "999,999"),
-    (7, "7"),
-])
+@pytest.mark.parametrize(
+    "count,text",
+    [
+        (46_702_792_704, "46.7B"),
+        (8_030_261_248, "8.03B"),
+        (361_821_120, "362M"),
+        (494_032_768, "494M"),
+        (1_200_000_000_000, "1.2T"),
+        (1234, "1,234"),
+        (999_999, "999,999"),
+        (7, "7"),
+    ],
+)
 def test_params_text(count, text):
     assert formatting.params_text(count) == text
 

@@ -43,7 +43,11 @@ def test_temperature_zero_or_none_is_greedy_without_sampling_flags():
 
 def test_positive_temperature_samples():
     assert generation_settings(temperature=0.7, top_p=0.9, repetition_penalty=1.2) == {
-        "max_new_tokens": 256, "do_sample": True, "temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.2,
+        "max_new_tokens": 256,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "repetition_penalty": 1.2,
     }
 
 
@@ -84,7 +88,7 @@ def test_bad_settings_say_what_to_pass(kwargs, message):
 def _manual_greedy(model, tokenizer, chat, max_new_tokens):
     inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True, return_tensors="pt")
     output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 class _Capture(logging.Handler):
@@ -190,8 +194,16 @@ def test_an_early_stopped_stream_generates_fewer_tokens_than_asked(model, tokeni
 
     stop = threading.Event()
     stop.set()
-    list(stream_reply(model, tokenizer, CHAT, stop_event=stop, max_new_tokens=50,
-                      stopping_criteria=StoppingCriteriaList([Count()])))
+    list(
+        stream_reply(
+            model,
+            tokenizer,
+            CHAT,
+            stop_event=stop,
+            max_new_tokens=50,
+            stopping_criteria=StoppingCriteriaList([Count()]),
+        )
+    )
     assert len(calls) == 1  # one token generated, then the event stopped it
 
 
@@ -253,8 +265,10 @@ def test_a_prompt_longer_than_the_context_is_refused_with_the_numbers_and_the_fi
     chat = [{"role": "user", "content": "Tell me more. " * 150}]
     prompt = chatkit.count_prompt_tokens(chat, tokenizer)
     assert prompt > 512 == model.config.max_position_embeddings
-    for call in (lambda: reply(model, tokenizer, chat, max_new_tokens=16),
-                 lambda: next(stream_reply(model, tokenizer, chat, max_new_tokens=16))):
+    for call in (
+        lambda: reply(model, tokenizer, chat, max_new_tokens=16),
+        lambda: next(stream_reply(model, tokenizer, chat, max_new_tokens=16)),
+    ):
         with pytest.raises(chatkit.generation.ContextTooLongError) as caught:
             call()
         message = str(caught.value)
@@ -282,8 +296,11 @@ def test_a_one_megabyte_message_is_refused_at_once_without_tokenizing_it(model, 
     monkeypatch.setattr(type(tokenizer), "__call__", lambda self, *a, **k: tokenized.append(1))
     start = time.perf_counter()
     for call in (lambda: reply(model, tokenizer, chat), lambda: next(stream_reply(model, tokenizer, chat))):
-        with pytest.raises(chatkit.generation.ContextTooLongError, match=r"the prompt takes at least [\d,]+ "
-                           r"\(1,000,\d+ characters, and no token of this tokenizer spells more than \d+\)"):
+        with pytest.raises(
+            chatkit.generation.ContextTooLongError,
+            match=r"the prompt takes at least [\d,]+ "
+            r"\(1,000,\d+ characters, and no token of this tokenizer spells more than \d+\)",
+        ):
             call()
     assert time.perf_counter() - start < 5 and not tokenized
     assert chat[-1]["content"] == "x" * 1_000_000  # nothing the user typed is lost

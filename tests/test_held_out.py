@@ -39,14 +39,17 @@ def test_bad_counts_say_what_is_allowed(n):
         held_out.held_out_chats(n)
 
 
-@pytest.mark.parametrize("answer, category, reply, right", [
-    ("85", "arithmetic", "7 + 8 = 15 and 30 + 40 + 10 = 80, so 37 + 48 = 85.", True),
-    ("85", "arithmetic", "37 + 48 = 84.", False),
-    ("85", "arithmetic", "85 is not it: 37 + 48 = 86.", False),
-    ("8", "facts", "A spider has 8 legs.", True),
-    ("8", "facts", "A spider has 18 legs.", False),
-    ("Paris", "cities", "The capital of France is paris.", True),
-    ("Paris", "cities", "The capital of France is Rome.", False),
-])
+@pytest.mark.parametrize(
+    "answer, category, reply, right",
+    [
+        ("85", "arithmetic", "7 + 8 = 15 and 30 + 40 + 10 = 80, so 37 + 48 = 85.", True),
+        ("85", "arithmetic", "37 + 48 = 84.", False),
+        ("85", "arithmetic", "85 is not it: 37 + 48 = 86.", False),
+        ("8", "facts", "A spider has 8 legs.", True),
+        ("8", "facts", "A spider has 18 legs.", False),
+        ("Paris", "cities", "The capital of France is paris.", True),
+        ("Paris", "cities", "The capital of France is Rome.", False),
+    ],
+)
 def test_answer_check(answer, category, reply, right):
     assert held_out.answer_is_correct(answer, category, reply) is right

@@ -9,10 +9,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
-
 from fake_hub import run_against_fake_hub
 from helpers import TINY
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
 import chatkit
 from chatkit import counting, hub
 
@@ -90,16 +90,19 @@ def test_name_problem_is_none_for_an_existing_folder(tmp_path):
     assert hub.name_problem(str(tmp_path)) is None
 
 
-@pytest.mark.parametrize("name,words", [
-    ("", "The model name is empty"),
-    ("   ", "The model name is empty"),
-    ("/no/such/folder", "There is no folder '/no/such/folder'"),
-    ("./missing-model", "There is no folder './missing-model'"),
-    ("a/b/c", "There is no folder 'a/b/c'"),
-    ("not a valid id!!", "'not a valid id!!' is not a local folder, and not a valid Hub id"),
-    (None, "must be a name or a folder (a string), not NoneType"),
-    (42, "not int"),
-])
+@pytest.mark.parametrize(
+    "name,words",
+    [
+        ("", "The model name is empty"),
+        ("   ", "The model name is empty"),
+        ("/no/such/folder", "There is no folder '/no/such/folder'"),
+        ("./missing-model", "There is no folder './missing-model'"),
+        ("a/b/c", "There is no folder 'a/b/c'"),
+        ("not a valid id!!", "'not a valid id!!' is not a local folder, and not a valid Hub id"),
+        (None, "must be a name or a folder (a string), not NoneType"),
+        (42, "not int"),
+    ],
+)
 def test_name_problem_says_what_is_wrong_and_names_a_valid_id(name, words):
     problem = hub.name_problem(name)
     assert problem is not None and words in problem
@@ -223,8 +226,7 @@ def test_gated_and_unknown_repos_fall_back_to_the_catalogue_with_real_hub_errors
     result = run_against_fake_hub(code, tmp_path)  # 401 GatedRepo for names with "gated", else 404
     assert result.returncode == 0, result.stderr
     catalog, gated, unknown = result.stdout.splitlines()
-    assert catalog.startswith(
-        "CATALOG 'meta-llama/Meta-Llama-3-8B-Instruct' was not found on the Hugging Face Hub")
+    assert catalog.startswith("CATALOG 'meta-llama/Meta-Llama-3-8B-Instruct' was not found on the Hugging Face Hub")
     assert "using chatkit's offline catalogue" in catalog
     assert "'acme/gated-model' is a gated model" in gated and "HF_TOKEN" in gated
     assert "'acme/no-such-model' was not found on the Hugging Face Hub" in unknown

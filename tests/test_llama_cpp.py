@@ -7,14 +7,25 @@ import pytest
 
 from chatkit import llama_cpp
 
-REPORT = [{"model_type": "llama 256M all F32", "model_size": 538060032, "n_threads": 1, "backends": "CPU",
-           "n_prompt": 0, "n_gen": 64, "avg_ts": 24.19, "stddev_ts": 0.06, "samples_ts": [24.23, 24.14]}]
+REPORT = [
+    {
+        "model_type": "llama 256M all F32",
+        "model_size": 538060032,
+        "n_threads": 1,
+        "backends": "CPU",
+        "n_prompt": 0,
+        "n_gen": 64,
+        "avg_ts": 24.19,
+        "stddev_ts": 0.06,
+        "samples_ts": [24.23, 24.14],
+    }
+]
 
 
 def fake_bench(tmp_path, body):
     """An executable that records its arguments and then runs `body` (shell)."""
     path = tmp_path / "llama-bench"
-    path.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'args'}\n{body}\n")
+    path.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\n{body}\n')
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
 
@@ -33,8 +44,20 @@ def test_runs_llama_bench_and_reads_the_decode_row(tmp_path, gguf, monkeypatch):
     monkeypatch.setenv(llama_cpp.BENCH_ENV_VAR, str(binary))
     result = llama_cpp.llama_bench(gguf, threads=1, new_tokens=64, repeats=2)
     assert (result.tokens_per_s, result.samples, result.threads) == (24.19, [24.23, 24.14], 1)
-    assert (tmp_path / "args").read_text().split() == ["-m", str(gguf), "-p", "0", "-n", "64", "-t", "1",
-                                                        "-r", "2", "-o", "json"]
+    assert (tmp_path / "args").read_text().split() == [
+        "-m",
+        str(gguf),
+        "-p",
+        "0",
+        "-n",
+        "64",
+        "-t",
+        "1",
+        "-r",
+        "2",
+        "-o",
+        "json",
+    ]
     assert str(result) == "llama.cpp llama 256M all F32: 24.2 ± 0.1 tok/s (1 thread, CPU)"
 
 

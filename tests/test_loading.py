@@ -32,12 +32,15 @@ def test_a_missing_local_folder_is_not_reported_as_a_hub_problem(tmp_path):
 
 
 # ------------------------------------------------------------------- names checked before loading
-@pytest.mark.parametrize("name,words", [
-    ("", "The model name is empty"),
-    ("/no/such/folder", "There is no folder '/no/such/folder'"),
-    ("./missing-model", "There is no folder './missing-model'"),
-    ("not a valid id!!", "not a valid Hub id"),
-])
+@pytest.mark.parametrize(
+    "name,words",
+    [
+        ("", "The model name is empty"),
+        ("/no/such/folder", "There is no folder '/no/such/folder'"),
+        ("./missing-model", "There is no folder './missing-model'"),
+        ("not a valid id!!", "not a valid Hub id"),
+    ],
+)
 def test_a_bad_name_gets_chatkits_message_not_huggingface_hubs(name, words):
     with pytest.raises(chatkit.ModelLoadError) as info:
         chatkit.load_model(name)
@@ -127,8 +130,11 @@ def test_a_load_reads_the_config_once_and_estimates_its_memory_once(model_dir, m
 def test_a_refusal_judges_the_one_estimate_and_sizes_only_the_smaller_options(model_dir, monkeypatch):
     estimated = []
     estimate_memory = loading.estimate_memory
-    monkeypatch.setattr(loading, "estimate_memory", lambda model, dtype, **kw: estimated.append(dtype)
-                        or estimate_memory(model, dtype, **kw))
+    monkeypatch.setattr(
+        loading,
+        "estimate_memory",
+        lambda model, dtype, **kw: estimated.append(dtype) or estimate_memory(model, dtype, **kw),
+    )
     monkeypatch.setattr(loading, "machine_memory", lambda device=None: machine.MachineMemory("cpu", 10**6, 10**5))
     with pytest.raises(loading.NotEnoughMemoryError):
         chatkit.load_model(model_dir, device_map=None)
@@ -185,8 +191,10 @@ def test_a_pickle_only_folder_says_safetensors_is_the_default_and_how_to_go_on(c
 def test_a_checkpoint_without_the_weights_is_refused_not_filled_with_random_numbers(copy_of_the_embedded_model):
     folder = copy_of_the_embedded_model("broken-bin", without=("model.safetensors",))
     torch.save({"nothing": torch.zeros(1)}, folder / "pytorch_model.bin")
-    with pytest.raises(chatkit.ModelLoadError,  # was: a model with random weights, and a log line
-                       match=r"do not match its architecture: \d+ weights are missing from the checkpoint"):
+    with pytest.raises(
+        chatkit.ModelLoadError,  # was: a model with random weights, and a log line
+        match=r"do not match its architecture: \d+ weights are missing from the checkpoint",
+    ):
         chatkit.load_model(str(folder), device_map=None, use_safetensors=False)
 
 
@@ -243,7 +251,10 @@ def test_a_corrupt_config_json_is_one_clear_error(copy_of_the_embedded_model):
 def test_a_truncated_safetensors_file_is_one_clear_error(copy_of_the_embedded_model, keep):
     folder = copy_of_the_embedded_model("truncated")
     data = (folder / "model.safetensors").read_bytes()
-    (folder / "model.safetensors").write_bytes(data[:max(5, int(len(data) * keep))])
-    with pytest.raises(chatkit.ModelLoadError, match=r"\.safetensors\) of .* is damaged \(.*\): it was probably cut "
-                                                     r"short.*Download it again"):  # was: a raw SafetensorError
+    (folder / "model.safetensors").write_bytes(data[: max(5, int(len(data) * keep))])
+    with pytest.raises(
+        chatkit.ModelLoadError,
+        match=r"\.safetensors\) of .* is damaged \(.*\): it was probably cut "
+        r"short.*Download it again",
+    ):  # was: a raw SafetensorError
         chatkit.load_model(str(folder), device_map=None)

@@ -14,11 +14,21 @@ PRECISIONS = {
     "fp32": dict(dtype=torch.float32),
     "bf16": dict(dtype=torch.bfloat16),
     "int8": dict(dtype=torch.float16, quantization_config=BitsAndBytesConfig(load_in_8bit=True)),
-    "nf4": dict(dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)),
-    "nf4-dq": dict(dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16)),
+    "nf4": dict(
+        dtype=torch.bfloat16,
+        quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        ),
+    ),
+    "nf4-dq": dict(
+        dtype=torch.bfloat16,
+        quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        ),
+    ),
 }
 
 
@@ -37,8 +47,9 @@ def test_measured_footprint_matches_the_sizing_estimate_within_2_percent(loaded,
     model = loaded[precision]
     kwargs = PRECISIONS[precision]
     measured = memory.model_footprint(model)
-    estimate = loading.loading_estimate(model_dir, kwargs["dtype"], kwargs.get("quantization_config"),
-                                        context_length=0, overhead=0)
+    estimate = loading.loading_estimate(
+        model_dir, kwargs["dtype"], kwargs.get("quantization_config"), context_length=0, overhead=0
+    )
     assert abs(estimate.weights - measured) / measured < 0.02
     assert estimate.total == estimate.weights  # no KV cache, no overhead asked for
     assert measured >= model.get_memory_footprint()

@@ -19,9 +19,12 @@ def _outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_figure_is_stored_as_an_image(path):
-    bare = [index for index, output in _outputs(path)
-            if "".join(output.get("data", {}).get("text/plain", "")).startswith("<Figure size")
-            and "image/png" not in output.get("data", {})]
+    bare = [
+        index
+        for index, output in _outputs(path)
+        if "".join(output.get("data", {}).get("text/plain", "")).startswith("<Figure size")
+        and "image/png" not in output.get("data", {})
+    ]
     assert bare == [], f"cells {bare} store a figure as text only: return a chatkit.plotting figure or show it"
 
 
@@ -32,9 +35,12 @@ def test_committed_outputs_are_clean(path):
     assert notebook["metadata"].get("kernelspec"), "no kernelspec: JupyterLab would ask for a kernel"
     for index, cell in enumerate(notebook["cells"]):
         assert "execution" not in cell.get("metadata", {}), "timing metadata saved"
-        streams = [output.get("name") if output["output_type"] == "stream" else None for output in cell.get("outputs", [])]
+        streams = [
+            output.get("name") if output["output_type"] == "stream" else None for output in cell.get("outputs", [])
+        ]
         assert not any(a is not None and a == b for a, b in zip(streams, streams[1:])), (
-            f"cell {index}: its printed text is split in pieces: execute with scripts/execute_notebooks.py")
+            f"cell {index}: its printed text is split in pieces: execute with scripts/execute_notebooks.py"
+        )
     problems = []
     for index, output in _outputs(path):
         text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
@@ -60,7 +66,10 @@ def test_badges_install_cells_and_times_come_from_one_place():
     url = sync.repository_url()
     for notebook in NOTEBOOKS:
         text = notebook.read_text(encoding="utf-8")
-        assert f"git+{url}" in text and f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}" in text
+        assert (
+            f"git+{url}" in text
+            and f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}" in text
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -95,8 +104,10 @@ def _exercise_cells(path):
         source = "".join(cell["source"])
         called = re.findall(r"^exercises\.(\w+)\(", source, re.MULTILINE)
         if cell["cell_type"] == "code" and called:
-            text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
-                           for o in cell.get("outputs", []))
+            text = "".join(
+                "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                for o in cell.get("outputs", [])
+            )
             yield called[-1], text
 
 
@@ -115,6 +126,9 @@ def test_every_notebook_has_exercises_left_open_and_a_quiz_and_every_solution_pa
         assert all(text.splitlines()[-1].startswith("Right: ") for _, text in solved), solved
         assert f"quiz.show({number})" in notebook.read_text(encoding="utf-8") and number in quiz.QUIZZES
         used += [name for name, _ in asked]
-    checks = [name for name, value in vars(exercises).items()
-              if callable(value) and getattr(value, "__wrapped__", None) and not name.startswith("_")]
+    checks = [
+        name
+        for name, value in vars(exercises).items()
+        if callable(value) and getattr(value, "__wrapped__", None) and not name.startswith("_")
+    ]
     assert sorted(used) == sorted(checks)  # each check belongs to exactly one exercise

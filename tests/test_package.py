@@ -61,8 +61,20 @@ def test_the_modules_form_layers_without_a_circle():
 
 # The layers of chatkit/__init__.py's docstring, bottom first: a module imports from lower layers only.
 LAYERS = (
-    {"chat", "chat_view", "catalog", "dtypes", "formatting", "held_out", "recorded", "quality", "plotting",
-     "llama_cpp", "quiz", "checking"},
+    {
+        "chat",
+        "chat_view",
+        "catalog",
+        "dtypes",
+        "formatting",
+        "held_out",
+        "recorded",
+        "quality",
+        "plotting",
+        "llama_cpp",
+        "quiz",
+        "checking",
+    },
     {"hub"},
     {"machine"},
     {"counting"},
@@ -71,6 +83,7 @@ LAYERS = (
     {"environment", "generation", "templating"},
     {"speed", "tools", "serving"},
     {"toy_models", "assisted", "fast_decoding"},
+    {"chat_window"},
     {"widgets", "doctor", "prefetch", "exercises"},
     {"__main__"},
 )
@@ -108,20 +121,24 @@ def _python_without(module, code):
         "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
         "sys.meta_path.insert(0, Missing())\n"
     )
-    return subprocess.run([sys.executable, "-c", blocker + code], capture_output=True, text=True, timeout=120,
-                          cwd=PACKAGE.parent)
+    return subprocess.run(
+        [sys.executable, "-c", blocker + code], capture_output=True, text=True, timeout=120, cwd=PACKAGE.parent
+    )
 
 
 def test_chatkit_and_sizing_work_without_ipywidgets():
-    result = _python_without("ipywidgets", (
-        "import chatkit\n"
-        "from chatkit import sizing\n"
-        "print(sizing.estimate_memory(8e9, 'bf16', context_length=0).weights)\n"
-        "try:\n"
-        "    chatkit.ChatWidget(None, None)\n"
-        "except ImportError as error:\n"
-        "    print(error)\n"
-    ))
+    result = _python_without(
+        "ipywidgets",
+        (
+            "import chatkit\n"
+            "from chatkit import sizing\n"
+            "print(sizing.estimate_memory(8e9, 'bf16', context_length=0).weights)\n"
+            "try:\n"
+            "    chatkit.ChatWidget(None, None)\n"
+            "except ImportError as error:\n"
+            "    print(error)\n"
+        ),
+    )
     assert result.returncode == 0, result.stderr
     weights, message = result.stdout.splitlines()
     assert weights == "16000000000"
@@ -129,8 +146,11 @@ def test_chatkit_and_sizing_work_without_ipywidgets():
 
 
 def test_import_chatkit_loads_no_heavy_library():
-    code = ("import sys, chatkit\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'ipywidgets') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=PACKAGE.parent)
+    code = (
+        "import sys, chatkit\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'ipywidgets') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PACKAGE.parent
+    )
     assert result.stdout.strip() == "[]", result.stderr

@@ -7,8 +7,9 @@ from chatkit import plotting
 
 
 def test_speed_vs_bytes_has_points_and_prediction_lines():
-    fig = plotting.plot_speed_vs_bytes([20e6, 90e6, 250e6], [300, 80, 30], {"copy": 40, "read": 37},
-                                       labels=["7M", "27M", "69M"])
+    fig = plotting.plot_speed_vs_bytes(
+        [20e6, 90e6, 250e6], [300, 80, 30], {"copy": 40, "read": 37}, labels=["7M", "27M", "69M"]
+    )
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert len(ax.lines) == 3  # two predictions + the measurements
@@ -42,11 +43,14 @@ def test_first_token_plot():
         plotting.plot_first_token([16], [])
 
 
-@pytest.mark.parametrize("make", [
-    lambda: plotting.plot_bars({"a": 1.0, "b": 2.0}),
-    lambda: plotting.plot_first_token([16, 64], [0.01, 0.03]),
-    lambda: plotting.plot_speed_vs_bytes([1e6, 2e6], [10, 5], 40),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: plotting.plot_bars({"a": 1.0, "b": 2.0}),
+        lambda: plotting.plot_first_token([16, 64], [0.01, 0.03]),
+        lambda: plotting.plot_speed_vs_bytes([1e6, 2e6], [10, 5], 40),
+    ],
+)
 def test_every_plot_shows_itself_as_a_png_in_a_notebook(make):
     from IPython.core.formatters import DisplayFormatter
 

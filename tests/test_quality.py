@@ -17,8 +17,15 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def tiny_model(tokenizer):
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=2, vocab_size=len(tokenizer), tie_word_embeddings=False)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=False,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -73,6 +80,8 @@ def test_perplexity_on_assistant_tokens_only(tokenizer):
     assert quality.perplexity(model, sequences, masks) < quality.perplexity(model, sequences) / 10
     reference = quality.next_token_predictions(model, sequences)
     assert quality.agreement_and_perplexity(model, reference, sequences, masks) == (
-        quality.next_token_agreement(model, reference, sequences), quality.perplexity(model, sequences, masks))
+        quality.next_token_agreement(model, reference, sequences),
+        quality.perplexity(model, sequences, masks),
+    )
     with pytest.raises(ValueError, match="one bool tensor per sequence"):
         quality.perplexity(model, sequences, masks[:1])

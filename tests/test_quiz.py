@@ -10,9 +10,9 @@ import sys
 from collections import Counter
 
 import pytest
+from test_package import PACKAGE, _chatkit_imports, _python_without
 
 from chatkit import quiz
-from test_package import PACKAGE, _chatkit_imports, _python_without
 
 FIRST = quiz.QUIZZES[1][0]  # notebook 1, question 1: the bad-input messages below name its choices
 LAST_LETTER = quiz.LETTERS[len(FIRST.choices) - 1]
@@ -53,24 +53,28 @@ def test_a_wrong_answer_says_not_quite_and_why(capsys):
     assert capsys.readouterr().out.splitlines() == [f"Not quite. {FIRST.reason}"] * 2
 
 
-CHOICES = (f"question 1 of notebook 1 has choices a–{LAST_LETTER} (or 0–{len(FIRST.choices) - 1}, "
-           "or a choice's exact text)")
+CHOICES = (
+    f"question 1 of notebook 1 has choices a–{LAST_LETTER} (or 0–{len(FIRST.choices) - 1}, or a choice's exact text)"
+)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((9, 1, "a"), "no quiz for notebook 9: there are quizzes for notebooks 1–8"),
-    ((0, 1, "a"), "no quiz for notebook 0"),
-    (("3", 1, "a"), "no quiz for notebook '3'"),
-    ((True, 1, "a"), "no quiz for notebook True"),
-    ((1, 0, "a"), f"notebook 1's quiz has questions 1–{len(quiz.QUIZZES[1])}; got 0"),
-    ((1, len(quiz.QUIZZES[1]) + 1, "a"), f"notebook 1's quiz has questions 1–{len(quiz.QUIZZES[1])}"),
-    ((1, "1", "a"), "notebook 1's quiz has questions"),
-    ((1, 1, "z"), f"{CHOICES}; got 'z'"),
-    ((1, 1, len(FIRST.choices)), f"{CHOICES}; got {len(FIRST.choices)}"),
-    ((1, 1, -1), f"{CHOICES}; got -1"),
-    ((1, 1, True), f"{CHOICES}; got True"),
-    ((1, 1, FIRST.choices[0].upper()), CHOICES),  # the text must be exact
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((9, 1, "a"), "no quiz for notebook 9: there are quizzes for notebooks 1–8"),
+        ((0, 1, "a"), "no quiz for notebook 0"),
+        (("3", 1, "a"), "no quiz for notebook '3'"),
+        ((True, 1, "a"), "no quiz for notebook True"),
+        ((1, 0, "a"), f"notebook 1's quiz has questions 1–{len(quiz.QUIZZES[1])}; got 0"),
+        ((1, len(quiz.QUIZZES[1]) + 1, "a"), f"notebook 1's quiz has questions 1–{len(quiz.QUIZZES[1])}"),
+        ((1, "1", "a"), "notebook 1's quiz has questions"),
+        ((1, 1, "z"), f"{CHOICES}; got 'z'"),
+        ((1, 1, len(FIRST.choices)), f"{CHOICES}; got {len(FIRST.choices)}"),
+        ((1, 1, -1), f"{CHOICES}; got -1"),
+        ((1, 1, True), f"{CHOICES}; got True"),
+        ((1, 1, FIRST.choices[0].upper()), CHOICES),  # the text must be exact
+    ],
+)
 def test_bad_input_says_what_was_wrong_and_what_is_valid(args, message, capsys):
     with pytest.raises(ValueError, match=re.escape(message)):
         quiz.answer(*args)
@@ -175,17 +179,20 @@ def test_display_with_ipywidgets_7_sends_the_same_bundle(monkeypatch):
 
 # ------------------------------------------------------------------------------------ light and alone
 def test_show_and_answer_work_without_ipywidgets():
-    result = _python_without("ipywidgets", (
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "from IPython.display import display\n"
-        "from IPython.utils.capture import capture_output\n"
-        "from chatkit import quiz\n"
-        "InteractiveShell.instance()\n"
-        "with capture_output() as captured:\n"
-        "    display(quiz.show(4))\n"
-        "assert [o.data for o in captured.outputs] == [{'text/plain': quiz.quiz_text(4)}], captured.outputs\n"
-        "print(quiz.answer(4, 1, quiz.QUIZZES[4][0].answer))\n"
-    ))
+    result = _python_without(
+        "ipywidgets",
+        (
+            "from IPython.core.interactiveshell import InteractiveShell\n"
+            "from IPython.display import display\n"
+            "from IPython.utils.capture import capture_output\n"
+            "from chatkit import quiz\n"
+            "InteractiveShell.instance()\n"
+            "with capture_output() as captured:\n"
+            "    display(quiz.show(4))\n"
+            "assert [o.data for o in captured.outputs] == [{'text/plain': quiz.quiz_text(4)}], captured.outputs\n"
+            "print(quiz.answer(4, 1, quiz.QUIZZES[4][0].answer))\n"
+        ),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "True"
 
@@ -193,8 +200,9 @@ def test_show_and_answer_work_without_ipywidgets():
 def test_the_module_is_light_and_imports_no_other_chatkit_module():
     assert _chatkit_imports(PACKAGE / "quiz.py") == []
     code = "import sys, chatkit.quiz\nprint(sorted(m for m in ('IPython', 'ipywidgets') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=PACKAGE.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PACKAGE.parent
+    )
     assert result.stdout.strip() == "[]", result.stderr
 
 
@@ -294,8 +302,13 @@ def test_the_answer_finder_finds_a_right_answer_and_only_that():
     assert named_right_answers(f'try `quiz.answer(1, 1, "{letter}")`') == [f'quiz.answer(1, 1, "{letter}")']
     assert named_right_answers(f"chatkit.quiz.answer(1, 1, '{letter.upper()})')") != []
     assert named_right_answers(f"quiz.answer(1, 1, {first.answer})") == [f"quiz.answer(1, 1, {first.answer})"]
-    for text in (f'quiz.answer(1, 1, "{wrong}")', 'quiz.answer(1, 1, "your letter")', 'quiz.answer(1, question, "b")',
-                 f'quiz.answer(42, 1, "{letter}")', f'quiz.answer(1, 99, "{letter}")'):
+    for text in (
+        f'quiz.answer(1, 1, "{wrong}")',
+        'quiz.answer(1, 1, "your letter")',
+        'quiz.answer(1, question, "b")',
+        f'quiz.answer(42, 1, "{letter}")',
+        f'quiz.answer(1, 99, "{letter}")',
+    ):
         assert named_right_answers(text) == [], text
 
 
@@ -316,6 +329,9 @@ def test_no_committed_output_names_a_right_answer(path):
 
 def test_no_quiz_text_or_guide_names_a_right_answer():
     texts = [quiz.quiz_text(notebook) for notebook in quiz.QUIZZES] + [quiz.__doc__]
-    texts += [path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-              if path.is_file()]
+    texts += [
+        path.read_text(encoding="utf-8")
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        if path.is_file()
+    ]
     assert [named for text in texts for named in named_right_answers(text)] == []

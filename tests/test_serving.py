@@ -44,8 +44,9 @@ def test_greedy_replies_from_the_server_equal_the_local_model(remote, local):
     model, tokenizer = local
     for question in QUESTIONS:
         chat = [{"role": "user", "content": question}]
-        assert chatkit.reply(remote, None, chat, max_new_tokens=48) == chatkit.reply(model, tokenizer, chat,
-                                                                                     max_new_tokens=48)
+        assert chatkit.reply(remote, None, chat, max_new_tokens=48) == chatkit.reply(
+            model, tokenizer, chat, max_new_tokens=48
+        )
 
 
 def test_streaming_arrives_in_pieces_that_join_to_the_reply(remote):
@@ -56,8 +57,9 @@ def test_streaming_arrives_in_pieces_that_join_to_the_reply(remote):
 
 def test_stop_ends_the_stream_early(remote):
     stop, pieces = threading.Event(), []
-    for piece in chatkit.stream_reply(remote, None, [{"role": "user", "content": "What is 37 + 48?"}],
-                                      stop_event=stop, max_new_tokens=48):
+    for piece in chatkit.stream_reply(
+        remote, None, [{"role": "user", "content": "What is 37 + 48?"}], stop_event=stop, max_new_tokens=48
+    ):
         pieces.append(piece)
         stop.set()
     assert len(pieces) == 1
@@ -66,8 +68,9 @@ def test_stop_ends_the_stream_early(remote):
 def test_sixteen_learners_at_once_all_get_their_own_right_reply(remote, local):
     model, tokenizer = local
     chats = [[{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}] for i in range(16)]
-    expected = {q: chatkit.reply(model, tokenizer, [{"role": "user", "content": q}], max_new_tokens=48)
-                for q in QUESTIONS}
+    expected = {
+        q: chatkit.reply(model, tokenizer, [{"role": "user", "content": q}], max_new_tokens=48) for q in QUESTIONS
+    }
     with ThreadPoolExecutor(16) as pool:
         replies = list(pool.map(lambda chat: chatkit.reply(remote, None, chat, max_new_tokens=48), chats))
     assert replies == [expected[chat[0]["content"]] for chat in chats]
@@ -109,7 +112,12 @@ def test_a_url_without_a_scheme_is_rejected_at_once(url):
 
 def test_settings_become_the_apis_fields():
     assert request_body("m", [], False, max_new_tokens=9) == {
-        "model": "m", "messages": [], "stream": False, "max_tokens": 9, "temperature": 0.0}
+        "model": "m",
+        "messages": [],
+        "stream": False,
+        "max_tokens": 9,
+        "temperature": 0.0,
+    }
     assert request_body("m", [], True, temperature=0.7, top_p=0.9)["temperature"] == 0.7
     with pytest.raises(ValueError, match="temperature"):
         request_body("m", [], True, temperature=-1)
@@ -120,14 +128,19 @@ def test_the_chat_widget_talks_to_the_server(remote, local):
     model, tokenizer = local
     widget = chatkit.ChatWidget(remote, None, system_prompt="", max_new_tokens=48)
     assert widget.send("What is 37 + 48?") and widget.wait(60)
-    assert widget.history[-1] == {"role": "assistant", "content": chatkit.reply(
-        model, tokenizer, [{"role": "user", "content": "What is 37 + 48?"}], max_new_tokens=48)}
+    assert widget.history[-1] == {
+        "role": "assistant",
+        "content": chatkit.reply(
+            model, tokenizer, [{"role": "user", "content": "What is 37 + 48?"}], max_new_tokens=48
+        ),
+    }
 
 
 def test_the_chat_widget_shows_a_server_that_is_down_as_one_line():
     pytest.importorskip("ipywidgets")
-    widget = chatkit.ChatWidget(ServerModel(f"http://127.0.0.1:{free_port()}", MODEL, timeout=5), None,
-                                system_prompt="")
+    widget = chatkit.ChatWidget(
+        ServerModel(f"http://127.0.0.1:{free_port()}", MODEL, timeout=5), None, system_prompt=""
+    )
     assert widget.send("Hi!") and widget.wait(30)
     assert "cannot reach the server" in widget.status.value and widget.history == []
     assert widget.input.value == "Hi!"  # the message is back in the box, nothing lost
@@ -148,7 +161,8 @@ def test_huggingface_hubs_client_gets_the_same_reply(server, remote, monkeypatch
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # what is_offline_mode() reads on each request
     chat = [{"role": "user", "content": "What is 37 + 48?"}]
     answer = huggingface_hub.InferenceClient(base_url=server.url).chat_completion(
-        chat, model=MODEL, temperature=0, max_tokens=48)
+        chat, model=MODEL, temperature=0, max_tokens=48
+    )
     assert answer.choices[0].message.content == chatkit.reply(remote, None, chat, max_new_tokens=48)
 
 
@@ -243,36 +257,71 @@ def test_tools_and_sampling_settings_reach_the_server(fake):
 def test_tool_calls_the_server_parsed_come_back_as_text_parse_reply_reads(fake):
     from chatkit.tools import parse_reply
 
-    pieces = [chunk(tool_calls=[{"index": 0, "type": "function", "function": {"name": "multiply", "arguments": ""}}]),
-              chunk(tool_calls=[{"index": 0, "function": {"arguments": '{"a": 12, '}}]),
-              chunk(tool_calls=[{"index": 0, "function": {"arguments": '"b": 7}'}}]), chunk(finish="tool_calls")]
+    pieces = [
+        chunk(tool_calls=[{"index": 0, "type": "function", "function": {"name": "multiply", "arguments": ""}}]),
+        chunk(tool_calls=[{"index": 0, "function": {"arguments": '{"a": 12, '}}]),
+        chunk(tool_calls=[{"index": 0, "function": {"arguments": '"b": 7}'}}]),
+        chunk(finish="tool_calls"),
+    ]
     _, url = fake(lambda h: h.events(*pieces))
     text = chatkit.reply(ServerModel(url, "m"), None, HI, tools=[{"name": "multiply"}])
     assert parse_reply(None, text)["tool_calls"] == [
-        {"type": "function", "function": {"name": "multiply", "arguments": {"a": 12, "b": 7}}}]
+        {"type": "function", "function": {"name": "multiply", "arguments": {"a": 12, "b": 7}}}
+    ]
 
 
-@pytest.mark.parametrize("answer, words", [
-    (lambda h: h.events(chunk("Hel"), {"error": "CUDA out of memory"}),
-     "failed while replying: CUDA out of memory; its log says more"),
-    (lambda h: h.events(chunk("Hel"), {"error": {"message": "boom", "type": "server_error"}}),
-     "failed while replying: boom"),
-    (lambda h: h.events(chunk("Hel"), "{not json"), "sent an event that is not JSON"),
-    (lambda h: h.reply(200, "text/html", "<html><body>Welcome to nginx!</body></html>"),
-     "answered with text/html, not a stream of events: '<html><body>Welcome to nginx!"),
-    (lambda h: h.events(chunk("Hello, how"), chunk(" are")), "was cut short: the stream ended before the server said"),
-    (lambda h: h.events(), "was cut short"),
-    (lambda h: h.reply(401, "application/json", '{"error": "unauthorized"}'), r"HTTP 401.*wants an API key/token"),
-    (lambda h: h.reply(403, "application/json", '{"error": "forbidden"}'), r"HTTP 403.*wants an API key/token"),
-    (lambda h: h.reply(404, "application/json", '{"detail": "Not Found"}'),
-     r"HTTP 404.*no such model on this server \('m' is what was asked for\): it serves served/model"),
-    (lambda h: h.reply(500, "text/plain", "Internal Server Error"),
-     r"failed \(HTTP 500\): Internal Server Error; its log says why"),
-    (lambda h: h.reply(503, "application/json", '{"error": "cb_worker_dead"}'), r"failed \(HTTP 503\)"),
-    (lambda h: h.reply(400, "application/json", '{"detail": "pinned"}'),
-     r"refused the request \(HTTP 400\).*check the model name \('m' is what was asked for\)"),
-], ids=["error-event", "openai-error-event", "not-json", "html-200", "cut-short", "empty-stream", "401", "403",
-        "404", "500", "503", "400"])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (
+            lambda h: h.events(chunk("Hel"), {"error": "CUDA out of memory"}),
+            "failed while replying: CUDA out of memory; its log says more",
+        ),
+        (
+            lambda h: h.events(chunk("Hel"), {"error": {"message": "boom", "type": "server_error"}}),
+            "failed while replying: boom",
+        ),
+        (lambda h: h.events(chunk("Hel"), "{not json"), "sent an event that is not JSON"),
+        (
+            lambda h: h.reply(200, "text/html", "<html><body>Welcome to nginx!</body></html>"),
+            "answered with text/html, not a stream of events: '<html><body>Welcome to nginx!",
+        ),
+        (
+            lambda h: h.events(chunk("Hello, how"), chunk(" are")),
+            "was cut short: the stream ended before the server said",
+        ),
+        (lambda h: h.events(), "was cut short"),
+        (lambda h: h.reply(401, "application/json", '{"error": "unauthorized"}'), r"HTTP 401.*wants an API key/token"),
+        (lambda h: h.reply(403, "application/json", '{"error": "forbidden"}'), r"HTTP 403.*wants an API key/token"),
+        (
+            lambda h: h.reply(404, "application/json", '{"detail": "Not Found"}'),
+            r"HTTP 404.*no such model on this server \('m' is what was asked for\): it serves served/model",
+        ),
+        (
+            lambda h: h.reply(500, "text/plain", "Internal Server Error"),
+            r"failed \(HTTP 500\): Internal Server Error; its log says why",
+        ),
+        (lambda h: h.reply(503, "application/json", '{"error": "cb_worker_dead"}'), r"failed \(HTTP 503\)"),
+        (
+            lambda h: h.reply(400, "application/json", '{"detail": "pinned"}'),
+            r"refused the request \(HTTP 400\).*check the model name \('m' is what was asked for\)",
+        ),
+    ],
+    ids=[
+        "error-event",
+        "openai-error-event",
+        "not-json",
+        "html-200",
+        "cut-short",
+        "empty-stream",
+        "401",
+        "403",
+        "404",
+        "500",
+        "503",
+        "400",
+    ],
+)
 def test_each_broken_answer_is_one_serverError_that_says_which(fake, answer, words):
     _, url = fake(answer)
     with pytest.raises(ServerError, match=words) as caught:
@@ -290,9 +339,11 @@ def test_an_api_key_that_is_refused_says_so(fake):
 
 def _silent_after(*events):
     """An answer that sends `events`, then says nothing until the test ends."""
+
     def answer(handler):
         handler.events(*events)
         handler.server.release.wait(60)
+
     return answer
 
 
@@ -350,7 +401,12 @@ def test_allow_network_says_what_anyone_there_can_do_and_shows_the_command(monke
     assert started == [serving.serve_command(MODEL, 8000, "0.0.0.0")]
     assert started[0][-5:] == [str(MODEL), "--host", "0.0.0.0", "--port", "8000"]
     assert [serving.is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2", "0.0.0.0")] == [
-        True, True, True, True, False]
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_the_server_exposes_the_command_it_runs(server):
@@ -368,7 +424,8 @@ def test_settings_the_api_has_no_field_for_reach_transformers_serve(remote, loca
     assert chatkit.reply(remote, None, chat, max_new_tokens=48, repetition_penalty=3.0) == penalised
     # sampling from the single most likely token is greedy decoding: the server did sample with top_k=1
     assert chatkit.reply(remote, None, chat, max_new_tokens=48, temperature=1.5, top_k=1) == chatkit.reply(
-        model, tokenizer, chat, max_new_tokens=48)
+        model, tokenizer, chat, max_new_tokens=48
+    )
 
 
 def test_tools_reach_the_server_and_its_tool_call_comes_back(remote, local):

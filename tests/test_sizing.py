@@ -12,15 +12,15 @@ import warnings
 
 import pytest
 import torch
+from helpers import TINY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
 
-from helpers import TINY
 import chatkit
 from chatkit import counting, machine, sizing
-from chatkit.memory import model_footprint
 from chatkit.catalog import CATALOG
+from chatkit.memory import model_footprint
 
 TOLERANCE_FOOTPRINT = 0.01  # within 1% of get_memory_footprint()
 
@@ -52,8 +52,9 @@ def _quiet_libraries():
 @pytest.mark.parametrize("name", sorted(TINY))
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
 def test_estimate_matches_get_memory_footprint(tiny_models, name, dtype):
-    model = AutoModelForCausalLM.from_pretrained(tiny_models[name], dtype=getattr(torch, {
-        "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype]))
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_models[name], dtype=getattr(torch, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype])
+    )
     estimate = sizing.estimate_memory(tiny_models[name], dtype, context_length=0)
     footprint = model.get_memory_footprint()
     assert abs(estimate.weights - footprint) / footprint <= TOLERANCE_FOOTPRINT
@@ -79,8 +80,9 @@ def test_bitsandbytes_estimate_matches_footprint_and_the_stored_constants(
             quantization_config=BitsAndBytesConfig(bnb_4bit_compute_dtype=torch.bfloat16, **options),
             dtype=getattr(torch, {"fp16": "float16", "bf16": "bfloat16"}[base]),
         )
-    estimate = sizing.estimate_memory(tiny_models[name], dtype, context_length=0, base_dtype=base,
-                                      double_quant=double_quant)
+    estimate = sizing.estimate_memory(
+        tiny_models[name], dtype, context_length=0, base_dtype=base, double_quant=double_quant
+    )
     footprint = model.get_memory_footprint()  # parameters + buffers: leaves bitsandbytes' scales out
     stored = model_footprint(model)  # ... which chatkit.memory adds back, measured from the quant states
     assert stored > footprint
@@ -112,8 +114,14 @@ def test_moe_experts_quantized_only_when_asked():
 @settings(max_examples=10, deadline=None)
 @given(layers=st.integers(1, 3), hidden=st.sampled_from([128, 256]), vocab=st.integers(50, 500))
 def test_smaller_formats_never_need_more_memory(layers, hidden, vocab):
-    config = dict(model_type="llama", num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=4,
-                  intermediate_size=2 * hidden, vocab_size=vocab)
+    config = dict(
+        model_type="llama",
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        vocab_size=vocab,
+    )
     estimates = [sizing.estimate_memory(config, d, context_length=0) for d in ("fp32", "bf16", "int8", "4bit")]
     weights = [e.weights for e in estimates]
     assert weights == sorted(weights, reverse=True)
@@ -123,8 +131,14 @@ def test_smaller_formats_never_need_more_memory(layers, hidden, vocab):
 
 def test_4bit_code_books_outweigh_the_savings_on_tiny_matrices():
     # Each 4-bit matrix keeps ~1 KiB of code books: on a 32×32 matrix that is more than 8-bit's scales.
-    config = dict(model_type="llama", num_hidden_layers=1, hidden_size=32, num_attention_heads=4,
-                  intermediate_size=64, vocab_size=50)
+    config = dict(
+        model_type="llama",
+        num_hidden_layers=1,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=50,
+    )
     int8, nf4 = (sizing.estimate_memory(config, d, context_length=0) for d in ("int8", "4bit"))
     assert nf4.weights > int8.weights and nf4.quant_constants > 7 * 1024
 
@@ -144,14 +158,27 @@ def _cache_bytes_after(model, tokens):
     return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
 
 
-@pytest.mark.parametrize("fields", [
-    dict(model_type="llama"),
-    dict(model_type="gemma2", head_dim=8, sliding_window=8),  # every other layer slides
-    dict(model_type="mistral", sliding_window=8),  # every layer slides
-], ids=["llama", "gemma2", "mistral"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(model_type="llama"),
+        dict(model_type="gemma2", head_dim=8, sliding_window=8),  # every other layer slides
+        dict(model_type="mistral", sliding_window=8),  # every layer slides
+    ],
+    ids=["llama", "gemma2", "mistral"],
+)
 def test_kv_cache_estimate_matches_transformers_cache(fields):
-    config = _config(dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                          num_attention_heads=4, num_key_value_heads=2, **fields))
+    config = _config(
+        dict(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **fields,
+        )
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).eval()
     assert _cache_bytes_after(model, 6) == sizing.kv_cache_bytes(config, 6, dtype="fp32")
@@ -231,16 +258,23 @@ def test_memory_table_and_estimate_print_their_parts():
     assert math.isclose(estimate.weights, 494_032_768 * 2, rel_tol=1e-4)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("num_hidden_layers", -3),  # was: 0 GiB
-    ("sliding_window", -1),  # was: -512 bytes of KV cache
-    ("hidden_size", -256), ("vocab_size", -1000),  # were: raw torch errors
-    ("num_attention_heads", 0),  # was: ZeroDivisionError
-    ("hidden_size", "256"),  # was: a raw validation error from deep inside transformers
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_hidden_layers", -3),  # was: 0 GiB
+        ("sliding_window", -1),  # was: -512 bytes of KV cache
+        ("hidden_size", -256),
+        ("vocab_size", -1000),  # were: raw torch errors
+        ("num_attention_heads", 0),  # was: ZeroDivisionError
+        ("hidden_size", "256"),  # was: a raw validation error from deep inside transformers
+    ],
+)
 def test_nonsense_config_numbers_are_one_clear_error_naming_the_field(field, value):
     config = {**TINY["llama"], field: value}
-    for size in (lambda: sizing.estimate_memory(config, "bf16"), lambda: sizing.kv_cache_bytes(config, 1024),
-                 lambda: sizing.memory_table([config])):
+    for size in (
+        lambda: sizing.estimate_memory(config, "bf16"),
+        lambda: sizing.kv_cache_bytes(config, 1024),
+        lambda: sizing.memory_table([config]),
+    ):
         with pytest.raises(ValueError, match=f"config says {field}={value!r}: it must be a whole number"):
             size()

@@ -5,12 +5,12 @@ The models come from chatkit.toy_models (fixtures small_llama and moe_family in 
 
 import pytest
 import torch
-
 from helpers import greedy
+
 from chatkit import counting, speed, toy_models
 
-
 # ------------------------------------------------------------------- bandwidth
+
 
 def test_bandwidth_is_positive_and_sane():
     bw = speed.measure_bandwidth(size_mib=32, repeats=2)
@@ -41,6 +41,7 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
 
 # ------------------------------------------------------------------- bytes per token
 
+
 def test_bytes_per_token_counts_weights_read(small_llama):
     config = small_llama.config
     total = sum(p.numel() for p in small_llama.parameters())
@@ -57,8 +58,9 @@ def test_tied_embedding_is_read_in_full():
 
 
 def test_moe_reads_only_active_experts(moe_family):
-    moe, total, active = (speed.weight_bytes_per_token(moe_family[k])
-                          for k in ("moe", "dense_same_total", "dense_same_active"))
+    moe, total, active = (
+        speed.weight_bytes_per_token(moe_family[k]) for k in ("moe", "dense_same_total", "dense_same_active")
+    )
     assert active < moe < total
     router = 2 * 128 * 4 * 4  # layers × hidden × experts × 4 bytes
     assert moe - active == router
@@ -80,6 +82,7 @@ def test_forward_cost_ratio_is_positive(small_llama):
 
 
 # ------------------------------------------------------------------- timing helpers
+
 
 def test_decode_speed_measures_and_matches_greedy(small_llama):
     ids = torch.randint(3, 512, (1, 5), generator=torch.Generator().manual_seed(1))

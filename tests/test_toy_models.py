@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from helpers import greedy
+
 from chatkit import counting, speed, toy_models
 
 
@@ -38,6 +38,7 @@ def test_random_moe_rejects_bad_routing():
 
 
 # ------------------------------------------------------------------- zero-padded target
+
 
 def test_zero_padded_target_computes_the_same_function(chat_model, prompt):
     model, _ = chat_model

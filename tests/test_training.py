@@ -12,8 +12,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import chatkit  # noqa: E402
 from training import corpus  # noqa: E402
-from training.evaluate import (EVAL_SEED, evaluate, evaluate_tools, is_correct, render_chat,  # noqa: E402
-                               render_plain, tool_conversations)
+from training.evaluate import (  # noqa: E402
+    EVAL_SEED,
+    evaluate,
+    evaluate_tools,
+    is_correct,
+    render_chat,
+    render_plain,
+    tool_conversations,
+)
 from training.tokenizer import build_tokenizer  # noqa: E402
 from training.train import encode_conversation, encode_drill, make_batch, train  # noqa: E402
 
@@ -24,16 +31,19 @@ DRAFT_DIR = Path(chatkit.embedded_draft_path())
 @pytest.fixture(scope="module")
 def tokenizer():
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(CHAT_DIR)
 
 
 @pytest.fixture(scope="module")
 def chat_model():
     from transformers import AutoModelForCausalLM
+
     return AutoModelForCausalLM.from_pretrained(CHAT_DIR)
 
 
 # ----------------------------------------------------------------------------- (a) corpus
+
 
 def test_corpus_is_deterministic_by_seed():
     first = [c.messages for c in corpus.conversations(30, seed=5)]
@@ -60,6 +70,7 @@ def test_corpus_covers_every_category_persona_and_follow_ups():
 
 def test_arithmetic_stays_within_numbers_up_to_100_and_is_right():
     import random
+
     rng = random.Random(0)
     for _ in range(500):
         a, op, b = corpus.arithmetic_operands(rng)
@@ -74,11 +85,13 @@ def test_arithmetic_stays_within_numbers_up_to_100_and_is_right():
 
 def test_unknown_persona_is_a_clear_error():
     import random
+
     with pytest.raises(ValueError, match="unknown persona"):
         corpus.stylize("wizard", "Hi.", "Hi.", random.Random(0))
 
 
 # ----------------------------------------------------------------------------- (b) tokenizer + template
+
 
 def test_shipped_tokenizer_is_reproduced_byte_for_byte(tmp_path):
     build_tokenizer(seed=0).save_pretrained(tmp_path)
@@ -98,9 +111,11 @@ def test_special_tokens_and_digits(tokenizer):
 
 
 def test_chat_template_round_trip(tokenizer):
-    chat = [{"role": "system", "content": "You are a pirate."},
-            {"role": "user", "content": "What is 2 plus 3?"},
-            {"role": "assistant", "content": "Arr! 2 + 3 = 5."}]
+    chat = [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "user", "content": "What is 2 plus 3?"},
+        {"role": "assistant", "content": "Arr! 2 + 3 = 5."},
+    ]
     full = tokenizer.apply_chat_template(chat, tokenize=False)
     assert full == render_chat(chat)
     prompt = tokenizer.apply_chat_template(chat[:2], add_generation_prompt=True, tokenize=False)
@@ -119,8 +134,9 @@ def test_chat_template_rejects_bad_roles(tokenizer):
     with pytest.raises(Exception, match="Roles must be"):
         tokenizer.apply_chat_template([{"role": "wizard", "content": "Hi"}], tokenize=False)
     with pytest.raises(Exception, match="system message must come first"):
-        tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}, {"role": "system", "content": "x"}],
-                                      tokenize=False)
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Hi"}, {"role": "system", "content": "x"}], tokenize=False
+        )
 
 
 def test_loss_mask_covers_assistant_replies_and_answers_only(tokenizer):
@@ -165,7 +181,8 @@ def test_tool_conversation_loss_covers_calls_and_answers_not_tools_or_results(to
     for turn in conv.turns:
         if turn.tool_call:
             assert f'"name": "{turn.tool_call["name"]}"' in trained and turn.tool_result not in trained.replace(
-                turn.reply, "")
+                turn.reply, ""
+            )
         assert turn.reply + "<|im_end|>" in trained
     assert "# Tools" not in trained and "<|im_start|>" not in trained
 
@@ -183,17 +200,21 @@ def test_tool_quality_bars(tool_figures):
     assert tool_figures["no_call"][0] >= 0.95, tool_figures
     assert tool_figures["answer_with_tools"][0] >= 0.90, tool_figures
     assert tool_figures["stops"][0] >= 0.95, tool_figures
-    with_tools, without = (sum(tool_figures[f"{k}_{w}_tools"][0] * tool_figures[f"{k}_{w}_tools"][1]
-                               for k in ("sums", "products")) for w in ("with", "without"))
+    with_tools, without = (
+        sum(tool_figures[f"{k}_{w}_tools"][0] * tool_figures[f"{k}_{w}_tools"][1] for k in ("sums", "products"))
+        for w in ("with", "without")
+    )
     assert with_tools > without  # the calculator helps
 
 
 # ----------------------------------------------------------------------------- (c) training runs
 
+
 def test_training_runs_end_to_end_and_resumes_identically(tokenizer, tmp_path):
     # warm-up covers the first two steps, so a 2-step run sees the same learning rates as a 4-step one
-    tiny = dict(hidden=32, layers=1, heads=2, ff=64, batch=2, seq_len=48, warmup=2, drill_only=0.0,
-                threads=1, progress=False)
+    tiny = dict(
+        hidden=32, layers=1, heads=2, ff=64, batch=2, seq_len=48, warmup=2, drill_only=0.0, threads=1, progress=False
+    )
     straight = train(tokenizer, tmp_path / "straight", steps=4, **tiny)
     ckpt = tmp_path / "state.pt"
     train(tokenizer, tmp_path / "first2", steps=2, checkpoint=ckpt, checkpoint_every=2, **tiny)
@@ -202,6 +223,7 @@ def test_training_runs_end_to_end_and_resumes_identically(tokenizer, tmp_path):
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed")
     assert model.config.eos_token_id == tokenizer.eos_token_id
     assert AutoTokenizer.from_pretrained(tmp_path / "resumed").chat_template
@@ -212,20 +234,44 @@ def test_training_runs_end_to_end_and_resumes_identically(tokenizer, tmp_path):
 
 def test_training_cli_tiny_budget(tmp_path):
     from training.train import main
-    main(["--out", str(tmp_path / "m"), "--steps", "2", "--hidden", "32", "--layers", "1", "--heads", "2",
-          "--ff", "64", "--batch", "1", "--seq-len", "32", "--warmup", "1"])
+
+    main(
+        [
+            "--out",
+            str(tmp_path / "m"),
+            "--steps",
+            "2",
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--ff",
+            "64",
+            "--batch",
+            "1",
+            "--seq-len",
+            "32",
+            "--warmup",
+            "1",
+        ]
+    )
     assert (tmp_path / "m" / "model.safetensors").exists()
     assert json.loads((tmp_path / "m" / "training_run.json").read_text())["steps"] == 2
 
 
 # ----------------------------------------------------------------------------- (d) quality bar
 
+
 @pytest.fixture(scope="module")
 def held_out_figures(chat_model, tokenizer):
     convs = corpus.conversations(50, seed=EVAL_SEED)
     # the bars need 50 conversations; showing that plain text is worse needs fewer (20: 2.4 s, not 7)
-    return {True: evaluate(chat_model, tokenizer, convs, template=True, max_new_tokens=96),
-            False: evaluate(chat_model, tokenizer, convs[:20], template=False, max_new_tokens=96)}
+    return {
+        True: evaluate(chat_model, tokenizer, convs, template=True, max_new_tokens=96),
+        False: evaluate(chat_model, tokenizer, convs[:20], template=False, max_new_tokens=96),
+    }
 
 
 def test_quality_bar_with_chat_template(held_out_figures):
@@ -248,6 +294,7 @@ def test_plain_text_without_template_is_worse(held_out_figures):
 
 # ----------------------------------------------------------------------------- (e) shipped files
 
+
 def test_shipped_size_and_draft_ratio():
     files = [p for p in Path(chatkit.embedded_model_path()).parent.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 16 * 1024 * 1024
@@ -262,6 +309,7 @@ def test_shipped_size_and_draft_ratio():
 
 def test_draft_is_ten_times_smaller_and_shares_the_tokenizer(chat_model):
     from transformers import AutoModelForCausalLM
+
     draft = AutoModelForCausalLM.from_pretrained(DRAFT_DIR)
     assert chat_model.num_parameters() >= 10 * draft.num_parameters()
     assert (CHAT_DIR / "tokenizer.json").read_bytes() == (DRAFT_DIR / "tokenizer.json").read_bytes()
@@ -275,11 +323,14 @@ def test_generation_config_stops_at_end_of_turn(tokenizer):
 
 def test_pipeline_loads_offline_and_answers(monkeypatch):
     from transformers import pipeline
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     chat = pipeline("text-generation", model=chatkit.embedded_model_path())
     out = chat([{"role": "user", "content": "What is the capital of France?"}], do_sample=False)
     reply = out[0]["generated_text"][-1]
     assert reply["role"] == "assistant" and "Paris" in reply["content"]
-    pirate = chat([{"role": "system", "content": "You are a pirate."},
-                   {"role": "user", "content": "What is 12 plus 30?"}], do_sample=False)
+    pirate = chat(
+        [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "What is 12 plus 30?"}],
+        do_sample=False,
+    )
     assert "42" in pirate[0]["generated_text"][-1]["content"]

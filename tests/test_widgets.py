@@ -411,8 +411,10 @@ def test_display_with_ipywidgets_7_sends_the_same_bundle(widget, monkeypatch):
         widget._ipython_display_()
     data = captured.outputs[0].data
     transcript = data.pop("text/html")  # what GitHub shows in place of the live widget
-    assert data == {"text/plain": repr(widget),
-                    chat_widgets.WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "abc"}}
+    assert data == {
+        "text/plain": repr(widget),
+        chat_widgets.WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "abc"},
+    }
     assert all(chat_widgets.message_html(m["role"], m["content"]) in transcript for m in widget.history)
     assert shown == [True]
 
@@ -427,8 +429,9 @@ def test_on_colab_the_reply_streams_from_the_callers_thread(embedded, monkeypatc
     press_enter(on_colab, "Hi!")  # returns when the reply is complete: no thread to wait for
     assert not on_colab.busy
     assert [m["role"] for m in on_colab.history] == ["system", "user", "assistant"]
-    assert on_colab.history[-1]["content"] == reply(model, tokenizer, on_colab.history[:-1],
-                                                    max_new_tokens=MAX_NEW_TOKENS)
+    assert on_colab.history[-1]["content"] == reply(
+        model, tokenizer, on_colab.history[:-1], max_new_tokens=MAX_NEW_TOKENS
+    )
     assert ChatWidget(model, tokenizer, background=True).background is True
 
 
@@ -448,8 +451,9 @@ def test_tools_show_the_call_and_its_result_then_the_answer(embedded, monkeypatc
     from chatkit.tools import multiply
 
     model, tokenizer = embedded
-    replies = iter([['<tool_call>{"name": "multiply", ', '"arguments": {"a": 12, "b": 7}}</tool_call>'],
-                    ["12 times 7 ", "is 84."]])
+    replies = iter(
+        [['<tool_call>{"name": "multiply", ', '"arguments": {"a": 12, "b": 7}}</tool_call>'], ["12 times 7 ", "is 84."]]
+    )
     asked = []
 
     def scripted(model, tokenizer, chat, stop_event=None, tools=None, **settings):
@@ -460,10 +464,12 @@ def test_tools_show_the_call_and_its_result_then_the_answer(embedded, monkeypatc
     widget = ChatWidget(model, tokenizer, system_prompt="", tools=[multiply])
     assert widget.send("What is 12 times 7?") and widget.wait(10)
     call = {"type": "function", "function": {"name": "multiply", "arguments": {"a": 12, "b": 7}}}
-    assert widget.history == [{"role": "user", "content": "What is 12 times 7?"},
-                              {"role": "assistant", "tool_calls": [call]},
-                              {"role": "tool", "content": "84", "name": "multiply"},
-                              {"role": "assistant", "content": "12 times 7 is 84."}]
+    assert widget.history == [
+        {"role": "user", "content": "What is 12 times 7?"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "content": "84", "name": "multiply"},
+        {"role": "assistant", "content": "12 times 7 is 84."},
+    ]
     assert [tools for _, tools in asked] == [[multiply], [multiply]] and asked[1][0] == widget.history[:3]
     view = [child.value for child in widget.view.children]
     assert "multiply(a=12, b=7)" in view[1] and "84" in view[2] and "12 times 7 is 84." in view[3]
@@ -472,22 +478,29 @@ def test_tools_show_the_call_and_its_result_then_the_answer(embedded, monkeypatc
 
 
 # ------------------------------------------------------------------ hostile input: refused, and nothing is lost
-CHAT = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."}]
+CHAT = [
+    {"role": "system", "content": "Be terse."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello."},
+]
 
 
 def test_a_system_message_of_text_blocks_fills_the_system_field(widget):
     widget.history = CHAT
-    widget.history = [{"role": "system", "content": [{"type": "text", "text": "You are "},
-                                                     {"type": "text", "text": "a pirate."}]}, CHAT[1]]
+    widget.history = [
+        {"role": "system", "content": [{"type": "text", "text": "You are "}, {"type": "text", "text": "a pirate."}]},
+        CHAT[1],
+    ]
     assert widget.history == [{"role": "system", "content": "You are a pirate."}, CHAT[1]]
 
 
 def test_a_history_the_system_field_cannot_hold_is_refused_before_anything_changes(widget):
     widget.history = CHAT
     image_system = [{"role": "system", "content": [{"type": "image", "url": "cat.png"}]}, CHAT[1]]
-    with pytest.raises(ValueError, match="the system message has image blocks, but a system prompt is text only; "
-                                         "write the system message as text"):
+    with pytest.raises(
+        ValueError,
+        match="the system message has image blocks, but a system prompt is text only; write the system message as text",
+    ):
         widget.history = image_system
     assert widget.history == CHAT and len(widget.view.children) == 2  # the conversation is still there
     assert "history not changed" in widget.status.value

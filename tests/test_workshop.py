@@ -30,8 +30,11 @@ def test_the_guide_table_is_what_the_script_writes(sync):
 
 
 def test_times_table_from_a_small_fake_times_dict(sync):
-    times = {"01_hello.ipynb": {"embedded": 4.5, "real": 7.04}, "02_more.ipynb": {"embedded": 12.0},
-             "09_not_in_the_course.ipynb": {"embedded": 1.0, "real": 1.0}}
+    times = {
+        "01_hello.ipynb": {"embedded": 4.5, "real": 7.04},
+        "02_more.ipynb": {"embedded": 12.0},
+        "09_not_in_the_course.ipynb": {"embedded": 1.0, "real": 1.0},
+    }
     assert sync.times_table(["01_hello", "02_more"], times).splitlines() == [
         "| notebook | embedded model (s) | real model: SmolLM2-135M-Instruct (s) |",
         "| --- | ---: | ---: |",
@@ -45,13 +48,21 @@ def test_a_stale_table_is_replaced_and_the_rest_of_the_guide_kept(sync):
     times = {"01_hello.ipynb": {"embedded": 4.5, "real": 7.0}}
     text = f"# Guide\n\nBefore.\n\n{sync.TABLE_START}\n| an old table |\n{sync.TABLE_END}\n\nAfter.\n"
     new = sync.synced_guide(text, ["01_hello"], times)
-    assert new == (f"# Guide\n\nBefore.\n\n{sync.TABLE_START}\n{sync.times_table(['01_hello'], times)}\n"
-                   f"{sync.TABLE_END}\n\nAfter.\n")
+    assert new == (
+        f"# Guide\n\nBefore.\n\n{sync.TABLE_START}\n{sync.times_table(['01_hello'], times)}\n"
+        f"{sync.TABLE_END}\n\nAfter.\n"
+    )
     assert sync.synced_guide(new, ["01_hello"], times) == new  # writing it again changes nothing
 
 
-@pytest.mark.parametrize("text", ["no markers", "<!-- end of notebook times -->\nthen the start\n{start}",
-                                  "{start}\n{start}\n<!-- end of notebook times -->"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no markers",
+        "<!-- end of notebook times -->\nthen the start\n{start}",
+        "{start}\n{start}\n<!-- end of notebook times -->",
+    ],
+)
 def test_a_guide_without_its_markers_is_refused(sync, text):
     with pytest.raises(ValueError, match="marker"):
         sync.synced_guide(text.format(start=sync.TABLE_START), ["01_hello"], {})

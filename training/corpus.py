@@ -28,26 +28,67 @@ from chatkit.tools import CITY_FACTS, EMBEDDED_TOOLS, call_tool
 
 # city: (country, fun thing 1, fun thing 2, keyword that shows the right city); chatkit's city_facts
 # tool reads the same facts (chatkit.tools.CITY_FACTS).
-CITY_KEYWORDS = {"Paris": "Eiffel", "Rome": "Colosseum", "Tokyo": "Shibuya", "London": "London Eye",
-                 "New York": "Central Park", "Berlin": "Brandenburg", "Barcelona": "Sagrada", "Cairo": "pyramids"}
+CITY_KEYWORDS = {
+    "Paris": "Eiffel",
+    "Rome": "Colosseum",
+    "Tokyo": "Shibuya",
+    "London": "London Eye",
+    "New York": "Central Park",
+    "Berlin": "Brandenburg",
+    "Barcelona": "Sagrada",
+    "Cairo": "pyramids",
+}
 CITIES = {city: (*facts, CITY_KEYWORDS[city]) for city, facts in CITY_FACTS.items()}
 
 CAPITALS = {
-    "France": "Paris", "Italy": "Rome", "Japan": "Tokyo", "Germany": "Berlin", "Spain": "Madrid",
-    "Egypt": "Cairo", "the United Kingdom": "London", "Canada": "Ottawa", "Australia": "Canberra",
-    "Brazil": "Brasilia", "Mexico": "Mexico City", "India": "New Delhi", "China": "Beijing",
-    "Russia": "Moscow", "Kenya": "Nairobi", "Portugal": "Lisbon", "Greece": "Athens",
-    "Norway": "Oslo", "Sweden": "Stockholm", "Peru": "Lima", "Argentina": "Buenos Aires",
-    "South Korea": "Seoul", "Poland": "Warsaw", "Ireland": "Dublin", "Turkey": "Ankara",
+    "France": "Paris",
+    "Italy": "Rome",
+    "Japan": "Tokyo",
+    "Germany": "Berlin",
+    "Spain": "Madrid",
+    "Egypt": "Cairo",
+    "the United Kingdom": "London",
+    "Canada": "Ottawa",
+    "Australia": "Canberra",
+    "Brazil": "Brasilia",
+    "Mexico": "Mexico City",
+    "India": "New Delhi",
+    "China": "Beijing",
+    "Russia": "Moscow",
+    "Kenya": "Nairobi",
+    "Portugal": "Lisbon",
+    "Greece": "Athens",
+    "Norway": "Oslo",
+    "Sweden": "Stockholm",
+    "Peru": "Lima",
+    "Argentina": "Buenos Aires",
+    "South Korea": "Seoul",
+    "Poland": "Warsaw",
+    "Ireland": "Dublin",
+    "Turkey": "Ankara",
     "the Netherlands": "Amsterdam",
 }
 
-LEGS = {"spider": 8, "dog": 4, "cat": 4, "horse": 4, "bird": 2, "chicken": 2, "ant": 6, "bee": 6,
-        "octopus": 8, "cow": 4}
+LEGS = {
+    "spider": 8,
+    "dog": 4,
+    "cat": 4,
+    "horse": 4,
+    "bird": 2,
+    "chicken": 2,
+    "ant": 6,
+    "bee": 6,
+    "octopus": 8,
+    "cow": 4,
+}
 
 COLOURS = {  # thing: (colour, how the question names it)
-    "the sky": ("blue", "the sky on a clear day"), "grass": ("green", "grass"), "snow": ("white", "snow"),
-    "a banana": ("yellow", "a ripe banana"), "a tomato": ("red", "a ripe tomato"), "coal": ("black", "coal"),
+    "the sky": ("blue", "the sky on a clear day"),
+    "grass": ("green", "grass"),
+    "snow": ("white", "snow"),
+    "a banana": ("yellow", "a ripe banana"),
+    "a tomato": ("red", "a ripe tomato"),
+    "coal": ("black", "coal"),
     "an orange": ("orange", "an orange"),
 }
 
@@ -64,66 +105,100 @@ COUNTS = [  # (question, full answer, short answer, number)
 TOPICS = {
     # name: (questions, full explanation, one-sentence version, keyword the answer must contain)
     "chat template": (
-        ["What is a chat template?", "Can you explain what a chat template is?",
-         "Why do chat models need a chat template?"],
+        [
+            "What is a chat template?",
+            "Can you explain what a chat template is?",
+            "Why do chat models need a chat template?",
+        ],
         "A chat template turns a list of messages into the exact text the model was trained on. "
         "Special tokens mark each role and the end of each turn.",
-        "It formats messages into the text the model expects.", "messages"),
+        "It formats messages into the text the model expects.",
+        "messages",
+    ),
     "bf16": (
         ["What is bf16?", "What does bf16 mean?", "Why do people load models in bf16?"],
         "bf16 is a 16-bit number format with the same range as float32 but less precision. "
         "It halves the memory of the weights.",
-        "A 16-bit float that halves memory.", "16-bit"),
+        "A 16-bit float that halves memory.",
+        "16-bit",
+    ),
     "memory-bound decoding": (
-        ["Why is decoding limited by memory bandwidth?", "Why is token generation memory-bound?",
-         "Why is generating text slow?"],
+        [
+            "Why is decoding limited by memory bandwidth?",
+            "Why is token generation memory-bound?",
+            "Why is generating text slow?",
+        ],
         "Each new token needs a pass over every weight of the model, but little arithmetic. "
         "So the speed is set by how fast memory can be read, not by compute.",
-        "Every token reads all the weights from memory.", "memory"),
+        "Every token reads all the weights from memory.",
+        "memory",
+    ),
     "quantization": (
         ["What does quantization do?", "What is quantization?", "Why quantize a model?"],
         "Quantization stores the weights with fewer bits, such as 8 or 4 instead of 16. "
         "The model gets smaller and faster to read, at a small cost in quality.",
-        "It stores weights with fewer bits.", "bits"),
+        "It stores weights with fewer bits.",
+        "bits",
+    ),
     "KV cache": (
         ["What is the KV cache?", "What does the KV cache do?", "Why does generation use a KV cache?"],
         "The KV cache keeps the keys and values of earlier tokens. "
         "Each new token then needs one step instead of recomputing the whole prompt.",
-        "It keeps keys and values of earlier tokens.", "keys"),
+        "It keeps keys and values of earlier tokens.",
+        "keys",
+    ),
     "tokenizer": (
         ["What is a tokenizer?", "What does a tokenizer do?", "What are tokens?"],
         "A tokenizer splits text into tokens, small pieces of words. "
         "Each token is mapped to a number the model can read.",
-        "It splits text into numbered tokens.", "tokens"),
+        "It splits text into numbered tokens.",
+        "tokens",
+    ),
     "temperature": (
         ["What does temperature do?", "What is greedy decoding?", "How does sampling temperature work?"],
         "Temperature scales the scores before sampling: low values give focused replies, high values "
         "give random ones. Greedy decoding always picks the most likely token.",
-        "It controls how random sampling is.", "random"),
+        "It controls how random sampling is.",
+        "random",
+    ),
     "assisted generation": (
         ["What is assisted generation?", "How does speculative decoding work?", "What is a draft model for?"],
         "A small draft model proposes a few tokens and the big model checks them all in one pass. "
         "The output is the same, only faster.",
-        "A draft model proposes tokens, the big one checks them.", "draft"),
+        "A draft model proposes tokens, the big one checks them.",
+        "draft",
+    ),
     "system prompt": (
         ["What is a system prompt?", "What does the system message do?"],
-        "A system prompt is a message at the start of the chat. "
-        "It sets the role and the style of the assistant.",
-        "It sets the assistant's role and style.", "style"),
+        "A system prompt is a message at the start of the chat. It sets the role and the style of the assistant.",
+        "It sets the assistant's role and style.",
+        "style",
+    ),
     "end token": (
         ["What is an end-of-turn token?", "How does the model know when to stop?"],
         "The model writes a special end-of-turn token when its reply is done. "
         "Generation stops when it sees that token.",
-        "A special token that ends the reply.", "token"),
+        "A special token that ends the reply.",
+        "token",
+    ),
 }
 
 GREETINGS = [  # (user says, full reply, short reply)
-    (["Hi!", "Hello!", "Hey there.", "Hi there!", "Good morning!", "Hello, assistant."],
-     "Hello! How can I help you today?", "Hi."),
-    (["How are you?", "Hi, how are you?", "How are you doing today?"],
-     "I'm doing well, thank you! How can I help you?", "Fine."),
-    (["Who are you?", "What are you?", "Tell me about yourself."],
-     "I am a tiny chat model that runs offline on your computer.", "A tiny offline chat model."),
+    (
+        ["Hi!", "Hello!", "Hey there.", "Hi there!", "Good morning!", "Hello, assistant."],
+        "Hello! How can I help you today?",
+        "Hi.",
+    ),
+    (
+        ["How are you?", "Hi, how are you?", "How are you doing today?"],
+        "I'm doing well, thank you! How can I help you?",
+        "Fine.",
+    ),
+    (
+        ["Who are you?", "What are you?", "Tell me about yourself."],
+        "I am a tiny chat model that runs offline on your computer.",
+        "A tiny offline chat model.",
+    ),
 ]
 THANKS = [
     (["Thanks!", "Thank you.", "Thanks a lot!", "Great, thanks."], "You're welcome! Happy to help.", "Sure."),
@@ -134,16 +209,34 @@ THANKS = [
 
 PERSONAS = ["default", "terse", "pirate", "robot", "cheerful"]
 SYSTEM_PROMPTS = {
-    "default": ["You are a helpful assistant.", "You are a friendly, helpful assistant.",
-                "You are chatkit's tiny assistant."],
-    "terse": ["You are a terse assistant.", "Be terse.", "You are a terse assistant. Answer in as few words as possible.",
-              "Answer as briefly as you can."],
-    "pirate": ["You are a pirate.", "Talk like a pirate.", "You are a friendly pirate captain.",
-               "Reply in pirate speak."],
-    "robot": ["You are a sassy robot from 1986.", "You are a sarcastic robot built in 1986.",
-              "Act like a sassy robot from 1986.", "You are a sassy 1986 robot. Answer with attitude."],
-    "cheerful": ["You are a cheerful assistant.", "Be very cheerful and enthusiastic.",
-                 "You are an enthusiastic, happy assistant."],
+    "default": [
+        "You are a helpful assistant.",
+        "You are a friendly, helpful assistant.",
+        "You are chatkit's tiny assistant.",
+    ],
+    "terse": [
+        "You are a terse assistant.",
+        "Be terse.",
+        "You are a terse assistant. Answer in as few words as possible.",
+        "Answer as briefly as you can.",
+    ],
+    "pirate": [
+        "You are a pirate.",
+        "Talk like a pirate.",
+        "You are a friendly pirate captain.",
+        "Reply in pirate speak.",
+    ],
+    "robot": [
+        "You are a sassy robot from 1986.",
+        "You are a sarcastic robot built in 1986.",
+        "Act like a sassy robot from 1986.",
+        "You are a sassy 1986 robot. Answer with attitude.",
+    ],
+    "cheerful": [
+        "You are a cheerful assistant.",
+        "Be very cheerful and enthusiastic.",
+        "You are an enthusiastic, happy assistant.",
+    ],
 }
 PIRATE_OPENERS = ["Arr! ", "Ahoy, matey! ", "Arr, matey! "]
 ROBOT_CLOSERS = ["Obviously.", "Even my 1986 circuits know that.", "Try to keep up, human."]
@@ -188,17 +281,19 @@ def has_style(persona, reply, default_reply):
 
 # ----------------------------------------------------------------------------- conversations
 
+
 @dataclass
 class Turn:
     """One user message and the assistant's reply, plus what the evaluation checks in the reply."""
+
     user: str
     reply: str
     category: str
     default_reply: str
-    answer: str = ""          # expected answer (empty: no correctness check)
-    followup: bool = False    # depends on an earlier turn
+    answer: str = ""  # expected answer (empty: no correctness check)
+    followup: bool = False  # depends on an earlier turn
     tool_call: dict | None = None  # {"name", "arguments"}: the assistant calls this tool first
-    tool_result: str = ""     # what the tool returned (the `tool` message), before `reply`
+    tool_result: str = ""  # what the tool returned (the `tool` message), before `reply`
 
 
 @dataclass
@@ -218,8 +313,10 @@ class Conversation:
         for t in self.turns:
             chat.append({"role": "user", "content": t.user})
             if t.tool_call:
-                chat += [{"role": "assistant", "tool_calls": [{"type": "function", "function": t.tool_call}]},
-                         {"role": "tool", "name": t.tool_call["name"], "content": t.tool_result}]
+                chat += [
+                    {"role": "assistant", "tool_calls": [{"type": "function", "function": t.tool_call}]},
+                    {"role": "tool", "name": t.tool_call["name"], "content": t.tool_result},
+                ]
             chat.append({"role": "assistant", "content": t.reply})
         return chat
 
@@ -253,11 +350,23 @@ def _arith_full(a, op, b):
 
 def _arith_question(rng, a, op, b):
     if op == "+":
-        forms = [f"What is {a} plus {b}?", f"What's {a} + {b}?", f"How much is {a} plus {b}?",
-                 f"Can you add {a} and {b}?", f"Compute {a} + {b}.", f"What is {a} + {b}?"]
+        forms = [
+            f"What is {a} plus {b}?",
+            f"What's {a} + {b}?",
+            f"How much is {a} plus {b}?",
+            f"Can you add {a} and {b}?",
+            f"Compute {a} + {b}.",
+            f"What is {a} + {b}?",
+        ]
     else:
-        forms = [f"What is {a} minus {b}?", f"What's {a} - {b}?", f"How much is {a} minus {b}?",
-                 f"Subtract {b} from {a}.", f"Compute {a} - {b}.", f"What is {a} - {b}?"]
+        forms = [
+            f"What is {a} minus {b}?",
+            f"What's {a} - {b}?",
+            f"How much is {a} minus {b}?",
+            f"Subtract {b} from {a}.",
+            f"Compute {a} - {b}.",
+            f"What is {a} - {b}?",
+        ]
     return rng.choice(forms)
 
 
@@ -289,8 +398,11 @@ def _arithmetic(rng, persona, op=None, followup_ops="+-"):
     ops = [o for o, ok in (("+", result + 20 <= 100), ("-", result >= 20)) if ok and o in followup_ops]
     if rng.random() < 0.35 and result <= 100 and (followup_ops == "+-" or ops):
         n = rng.randint(1, 20)
-        op2 = rng.choice([o for o, ok in (("+", result + n <= 100), ("-", result >= n)) if ok]) if followup_ops == "+-" \
+        op2 = (
+            rng.choice([o for o, ok in (("+", result + n <= 100), ("-", result >= n)) if ok])
+            if followup_ops == "+-"
             else rng.choice(ops)
+        )
         user = _followup_question(rng, op2, n)
         full2, short2, result2 = _arith_full(result, op2, n)
         turns.append(_answer(persona, rng, user, full2, short2, "arithmetic", str(result2), followup=True))
@@ -305,11 +417,20 @@ def _capital(rng, persona):
             country = rng.choice([c for c in sorted(CAPITALS) if c != country])
             user = rng.choice([f"And what about {country}?", f"And {country}?", f"What about {country}?"])
         else:
-            user = rng.choice([f"What is the capital of {country}?", f"What's the capital city of {country}?",
-                               f"Which city is the capital of {country}?", f"Capital of {country}?"])
+            user = rng.choice(
+                [
+                    f"What is the capital of {country}?",
+                    f"What's the capital city of {country}?",
+                    f"Which city is the capital of {country}?",
+                    f"Capital of {country}?",
+                ]
+            )
         city = CAPITALS[country]
-        turns.append(_answer(persona, rng, user, f"The capital of {country} is {city}.", f"{city}.",
-                             "fact", city, followup=bool(i)))
+        turns.append(
+            _answer(
+                persona, rng, user, f"The capital of {country} is {city}.", f"{city}.", "fact", city, followup=bool(i)
+            )
+        )
     return turns
 
 
@@ -321,8 +442,14 @@ def _city_fun(rng, persona):
             city = rng.choice([c for c in sorted(CITIES) if c != city])
             user = rng.choice([f"And what about {city}?", f"And in {city}?", f"What about {city}?"])
         else:
-            user = rng.choice([f"What is a fun thing to do in {city}?", f"What should I do in {city}?",
-                               f"I'm visiting {city}. Any tips?", f"What can I do for fun in {city}?"])
+            user = rng.choice(
+                [
+                    f"What is a fun thing to do in {city}?",
+                    f"What should I do in {city}?",
+                    f"I'm visiting {city}. Any tips?",
+                    f"What can I do for fun in {city}?",
+                ]
+            )
         _, fun1, fun2, key = CITIES[city]
         full = f"In {city}, you can {fun1} and {fun2}."
         short = fun1[0].upper() + fun1[1:] + "."
@@ -340,8 +467,18 @@ def _city_country(rng, persona):
         city = rng.choice([c for c in sorted(CITIES) if c != city])
         country = CITIES[city][0]
         short = country[0].upper() + country[1:] + "."
-        turns.append(_answer(persona, rng, rng.choice([f"And {city}?", f"And what about {city}?"]),
-                             f"{city} is in {country}.", short, "fact", country.replace("the ", ""), True))
+        turns.append(
+            _answer(
+                persona,
+                rng,
+                rng.choice([f"And {city}?", f"And what about {city}?"]),
+                f"{city} is in {country}.",
+                short,
+                "fact",
+                country.replace("the ", ""),
+                True,
+            )
+        )
     return turns
 
 
@@ -350,13 +487,27 @@ def _legs(rng, persona):
     for i in range(2 if rng.random() < 0.4 else 1):
         if i:
             animal = rng.choice([a for a in sorted(LEGS) if a != animal])
-            user = rng.choice([f"And a {animal}?", f"What about a {animal}?"]).replace("a octopus", "an octopus").replace("a ant", "an ant")
+            user = (
+                rng.choice([f"And a {animal}?", f"What about a {animal}?"])
+                .replace("a octopus", "an octopus")
+                .replace("a ant", "an ant")
+            )
         else:
             user = rng.choice([f"How many legs does a {animal} have?", f"How many legs has a {animal}?"])
             user = user.replace("a octopus", "an octopus").replace("a ant", "an ant")
         art = "An" if animal[0] in "aeiou" else "A"
-        turns.append(_answer(persona, rng, user, f"{art} {animal} has {LEGS[animal]} legs.", f"{LEGS[animal]}.",
-                             "fact", str(LEGS[animal]), followup=bool(i)))
+        turns.append(
+            _answer(
+                persona,
+                rng,
+                user,
+                f"{art} {animal} has {LEGS[animal]} legs.",
+                f"{LEGS[animal]}.",
+                "fact",
+                str(LEGS[animal]),
+                followup=bool(i),
+            )
+        )
     return turns
 
 
@@ -369,8 +520,11 @@ def _colour(rng, persona):
         else:
             user = rng.choice([f"What color is {asked}?", f"What colour is {asked}?"])
         name = thing[0].upper() + thing[1:]
-        turns.append(_answer(persona, rng, user, f"{name} is {colour}.", f"{colour.capitalize()}.",
-                             "fact", colour, followup=bool(i)))
+        turns.append(
+            _answer(
+                persona, rng, user, f"{name} is {colour}.", f"{colour.capitalize()}.", "fact", colour, followup=bool(i)
+            )
+        )
         thing = rng.choice([t for t in sorted(COLOURS) if t != thing])
     return turns
 
@@ -396,9 +550,15 @@ def _greeting(rng, persona, pool=GREETINGS):
 
 
 EXCHANGES = {  # kind: (maker, weight)
-    "arithmetic": (_arithmetic, 0.30), "capital": (_capital, 0.16), "city": (_city_fun, 0.12),
-    "city_country": (_city_country, 0.06), "legs": (_legs, 0.06), "colour": (_colour, 0.05),
-    "count": (_count, 0.05), "topic": (_topic, 0.14), "greeting": (_greeting, 0.06),
+    "arithmetic": (_arithmetic, 0.30),
+    "capital": (_capital, 0.16),
+    "city": (_city_fun, 0.12),
+    "city_country": (_city_country, 0.06),
+    "legs": (_legs, 0.06),
+    "colour": (_colour, 0.05),
+    "count": (_count, 0.05),
+    "topic": (_topic, 0.14),
+    "greeting": (_greeting, 0.06),
 }
 CATEGORIES = ["greeting", "city", "fact", "arithmetic", "explain"]
 
@@ -421,8 +581,12 @@ def conversation(seed=None, rng=None, arithmetic_weight=None):
     conv = Conversation(persona, system)
     if rng.random() < 0.25:
         conv.turns += _greeting(rng, persona)
-    kinds, weights = zip(*[(k, arithmetic_weight if k == "arithmetic" and arithmetic_weight is not None else w)
-                           for k, (_, w) in EXCHANGES.items()])
+    kinds, weights = zip(
+        *[
+            (k, arithmetic_weight if k == "arithmetic" and arithmetic_weight is not None else w)
+            for k, (_, w) in EXCHANGES.items()
+        ]
+    )
     kind = None
     for _ in range(rng.choice([1, 1, 2, 2, 3])):
         kind = rng.choices([k for k in kinds if k != kind], [w for k, w in zip(kinds, weights) if k != kind])[0]
@@ -453,8 +617,20 @@ def arithmetic_drill(rng, n):
 # ----------------------------------------------------------------------------- tool use
 
 TOOLS = {tool.__name__: tool for tool in EMBEDDED_TOOLS}
-UNKNOWN_CITIES = ["Madrid", "Lisbon", "Oslo", "Lima", "Seoul", "Dublin", "Sydney", "Toronto", "Atlantis",
-                  "Springfield", "Vienna", "Prague"]
+UNKNOWN_CITIES = [
+    "Madrid",
+    "Lisbon",
+    "Oslo",
+    "Lima",
+    "Seoul",
+    "Dublin",
+    "Sydney",
+    "Toronto",
+    "Atlantis",
+    "Springfield",
+    "Vienna",
+    "Prague",
+]
 TOOL_OPERATION = {"+": "add", "-": "subtract", "*": "multiply"}
 
 
@@ -474,8 +650,16 @@ def _tool_operands(rng, op):
 
 
 def _multiply_question(rng, a, b):
-    return rng.choice([f"What is {a} times {b}?", f"What's {a} * {b}?", f"Multiply {a} by {b}.",
-                       f"How much is {a} times {b}?", f"Compute {a} * {b}.", f"What is {a} multiplied by {b}?"])
+    return rng.choice(
+        [
+            f"What is {a} times {b}?",
+            f"What's {a} * {b}?",
+            f"Multiply {a} by {b}.",
+            f"How much is {a} times {b}?",
+            f"Compute {a} * {b}.",
+            f"What is {a} multiplied by {b}?",
+        ]
+    )
 
 
 def _tool_arithmetic(rng, persona, op, tools):
@@ -483,16 +667,30 @@ def _tool_arithmetic(rng, persona, op, tools):
     result = {"+": a + b, "-": a - b, "*": a * b}[op]
     user = _multiply_question(rng, a, b) if op == "*" else _arith_question(rng, a, op, b)
     full = f"{a} times {b} is {result}." if op == "*" else f"{a} {op} {b} = {result}."
-    turns = [_tool_turn(persona, rng, user, TOOL_OPERATION[op], {"a": a, "b": b}, full, f"{result}.",
-                        "arithmetic", str(result))]
+    turns = [
+        _tool_turn(
+            persona, rng, user, TOOL_OPERATION[op], {"a": a, "b": b}, full, f"{result}.", "arithmetic", str(result)
+        )
+    ]
     listed = [o for o in "+-" if TOOL_OPERATION[o] in tools]
     if op != "*" and rng.random() < 0.25:  # a follow-up that uses the result, with a listed tool
         n, op2 = rng.randint(1, 50), rng.choice(listed)
         user = _followup_question(rng, op2, n)
         result2 = result + n if op2 == "+" else result - n
-        turns.append(_tool_turn(persona, rng, user, TOOL_OPERATION[op2], {"a": result, "b": n},
-                                f"{result} {op2} {n} = {result2}.", f"{result2}.", "arithmetic", str(result2),
-                                followup=True))
+        turns.append(
+            _tool_turn(
+                persona,
+                rng,
+                user,
+                TOOL_OPERATION[op2],
+                {"a": result, "b": n},
+                f"{result} {op2} {n} = {result2}.",
+                f"{result2}.",
+                "arithmetic",
+                str(result2),
+                followup=True,
+            )
+        )
     return turns
 
 
@@ -503,27 +701,67 @@ def _tool_city(rng, persona):
             city = rng.choice([c for c in sorted(CITIES) if c != city])
         country, fun1, fun2, key = CITIES[city]
         if rng.random() < 0.65:
-            user = (rng.choice([f"And what about {city}?", f"And in {city}?"]) if i else
-                    rng.choice([f"What is a fun thing to do in {city}?", f"What should I do in {city}?",
-                                f"I'm visiting {city}. Any tips?", f"What can I do for fun in {city}?"]))
-            full, short, category, answer = (f"In {city}, you can {fun1} and {fun2}.",
-                                              fun1[0].upper() + fun1[1:] + ".", "city", key)
+            user = (
+                rng.choice([f"And what about {city}?", f"And in {city}?"])
+                if i
+                else rng.choice(
+                    [
+                        f"What is a fun thing to do in {city}?",
+                        f"What should I do in {city}?",
+                        f"I'm visiting {city}. Any tips?",
+                        f"What can I do for fun in {city}?",
+                    ]
+                )
+            )
+            full, short, category, answer = (
+                f"In {city}, you can {fun1} and {fun2}.",
+                fun1[0].upper() + fun1[1:] + ".",
+                "city",
+                key,
+            )
         else:
-            user = (rng.choice([f"And {city}?", f"And what about {city}?"]) if i else
-                    rng.choice([f"Which country is {city} in?", f"In which country is {city}?", f"Where is {city}?"]))
-            full, short, category, answer = (f"{city} is in {country}.", country[0].upper() + country[1:] + ".",
-                                              "fact", country.replace("the ", ""))
-        turns.append(_tool_turn(persona, rng, user, "city_facts", {"city": city}, full, short, category, answer,
-                                followup=bool(i)))
+            user = (
+                rng.choice([f"And {city}?", f"And what about {city}?"])
+                if i
+                else rng.choice([f"Which country is {city} in?", f"In which country is {city}?", f"Where is {city}?"])
+            )
+            full, short, category, answer = (
+                f"{city} is in {country}.",
+                country[0].upper() + country[1:] + ".",
+                "fact",
+                country.replace("the ", ""),
+            )
+        turns.append(
+            _tool_turn(
+                persona, rng, user, "city_facts", {"city": city}, full, short, category, answer, followup=bool(i)
+            )
+        )
     return turns
 
 
 def _tool_unknown_city(rng, persona):
     city = rng.choice(UNKNOWN_CITIES)
-    user = rng.choice([f"What is a fun thing to do in {city}?", f"What should I do in {city}?",
-                       f"Which country is {city} in?", f"I'm visiting {city}. Any tips?"])
-    return [_tool_turn(persona, rng, user, "city_facts", {"city": city}, f"Sorry, I have no facts about {city}.",
-                       f"No facts about {city}.", "tool_error", city)]
+    user = rng.choice(
+        [
+            f"What is a fun thing to do in {city}?",
+            f"What should I do in {city}?",
+            f"Which country is {city} in?",
+            f"I'm visiting {city}. Any tips?",
+        ]
+    )
+    return [
+        _tool_turn(
+            persona,
+            rng,
+            user,
+            "city_facts",
+            {"city": city},
+            f"Sorry, I have no facts about {city}.",
+            f"No facts about {city}.",
+            "tool_error",
+            city,
+        )
+    ]
 
 
 NO_TOOL_EXCHANGES = [_capital, _legs, _colour, _count, _topic, _greeting]
@@ -554,13 +792,19 @@ def tool_conversation(seed=None, rng=None):
         if kind == "sum":
             op = rng.choice("+-")
             unlisted = "".join(o for o in "+-" if TOOL_OPERATION[o] not in tools)  # worked by hand
-            conv.turns += (_tool_arithmetic(rng, persona, op, tools) if TOOL_OPERATION[op] in tools
-                           else _arithmetic(rng, persona, op, followup_ops=unlisted))
+            conv.turns += (
+                _tool_arithmetic(rng, persona, op, tools)
+                if TOOL_OPERATION[op] in tools
+                else _arithmetic(rng, persona, op, followup_ops=unlisted)
+            )
         elif kind == "product":
             conv.turns += _tool_arithmetic(rng, persona, "*", tools)
         elif kind == "city":
-            conv.turns += (_tool_city(rng, persona) if "city_facts" in tools
-                           else rng.choice([_city_fun, _city_country])(rng, persona))
+            conv.turns += (
+                _tool_city(rng, persona)
+                if "city_facts" in tools
+                else rng.choice([_city_fun, _city_country])(rng, persona)
+            )
         elif kind == "unknown_city":
             conv.turns += _tool_unknown_city(rng, persona)
         else:

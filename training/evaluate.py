@@ -50,9 +50,15 @@ def is_correct(turn, reply):
 def generate_reply(model, tokenizer, prompt_text, max_new_tokens):
     """Greedy reply to `prompt_text` (already rendered); returns (text, stopped at the eos token)."""
     ids = tokenizer(prompt_text, add_special_tokens=False, return_tensors="pt").input_ids
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                         do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    new = out[0, ids.shape[1]:].tolist()
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    new = out[0, ids.shape[1] :].tolist()
     stopped = tokenizer.eos_token_id in new
     if stopped:
         new = new[: new.index(tokenizer.eos_token_id)]
@@ -83,8 +89,9 @@ def evaluate(model, tokenizer, convs, template=True, max_new_tokens=96, progress
         for turn in conv.turns:
             history.append({"role": "user", "content": turn.user})
             if template:
-                reply, stopped = generate_reply(model, tokenizer, render_chat(history) + "<|im_start|>assistant\n",
-                                                max_new_tokens)
+                reply, stopped = generate_reply(
+                    model, tokenizer, render_chat(history) + "<|im_start|>assistant\n", max_new_tokens
+                )
             else:
                 reply, stopped = generate_reply(model, tokenizer, render_plain(history), max_new_tokens)
                 reply = reply.lstrip("\n").split("\n", 1)[0]
@@ -150,8 +157,9 @@ def evaluate_tools(model, tokenizer, convs, max_new_tokens=96, progress=None):
                 answer = text
                 if calls:
                     after = history + [message, {"role": "tool", "content": call_tool(corpus.TOOLS, calls[0])}]
-                    prompt = tokenizer.apply_chat_template(after, tools=tools, tokenize=False,
-                                                           add_generation_prompt=True)
+                    prompt = tokenizer.apply_chat_template(
+                        after, tools=tools, tokenize=False, add_generation_prompt=True
+                    )
                     answer, stopped = generate_reply(model, tokenizer, prompt, max_new_tokens)
                 add("answer_with_tools", is_correct(turn, answer))
                 kind = {"multiply": "products"}.get(turn.tool_call["name"], "sums")
@@ -159,11 +167,12 @@ def evaluate_tools(model, tokenizer, convs, max_new_tokens=96, progress=None):
                     add(f"{kind}_with_tools", is_correct(turn, answer))
                     alone = history[:1] if conv.system else []
                     alone = alone + [{"role": "user", "content": turn.user}]
-                    plain, _ = generate_reply(model, tokenizer, render_chat(alone) + "<|im_start|>assistant\n",
-                                              max_new_tokens)
+                    plain, _ = generate_reply(
+                        model, tokenizer, render_chat(alone) + "<|im_start|>assistant\n", max_new_tokens
+                    )
                     add(f"{kind}_without_tools", is_correct(turn, plain))
             add("stops", stopped)
-            history += conv.messages[len(history):len(history) + (3 if turn.tool_call else 1)]
+            history += conv.messages[len(history) : len(history) + (3 if turn.tool_call else 1)]
         if progress is not None:
             progress.update(1)
     return _figures(counts)
@@ -175,9 +184,10 @@ def format_figures(figures):
 
 
 def main(argv=None):
-    import chatkit
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import chatkit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model folder (default: chatkit's embedded model)")
@@ -192,18 +202,30 @@ def main(argv=None):
     tokenizer = AutoTokenizer.from_pretrained(path)
     convs = corpus.conversations(args.n, seed=args.seed)
     n_turns = sum(len(c.turns) for c in convs)
-    print(f"{args.n} held-out conversations (seed {args.seed}), {n_turns} assistant turns, greedy, "
-          f"max_new_tokens={args.max_new_tokens}")
+    print(
+        f"{args.n} held-out conversations (seed {args.seed}), {n_turns} assistant turns, greedy, "
+        f"max_new_tokens={args.max_new_tokens}"
+    )
     results = {}
     for template in (True, False):
         start = time.perf_counter()
         with tqdm(total=len(convs), desc="chat template" if template else "plain text") as bar:
             results[template] = evaluate(model, tokenizer, convs, template, args.max_new_tokens, bar)
-        print(f"{'with chat template' if template else 'plain text (no template)'} "
-              f"({time.perf_counter() - start:.0f} s)")
+        print(
+            f"{'with chat template' if template else 'plain text (no template)'} ({time.perf_counter() - start:.0f} s)"
+        )
     print(f"{'figure':<16}{'turns':>7}{'template':>10}{'plain':>8}{'drop':>8}")
-    for name in ["correct", "fact", "city", "arithmetic", "explain", "followup", "persona_style",
-                 "default_style", "stops"]:
+    for name in [
+        "correct",
+        "fact",
+        "city",
+        "arithmetic",
+        "explain",
+        "followup",
+        "persona_style",
+        "default_style",
+        "stops",
+    ]:
         with_t, n = results[True].get(name, (float("nan"), 0))
         plain = results[False].get(name, (float("nan"), 0))[0]
         print(f"{name:<16}{n:>7}{with_t:>10.1%}{plain:>8.1%}{(with_t - plain) * 100:>7.1f}p")

@@ -26,6 +26,7 @@ MAX_LENGTH = 512  # the models' max_position_embeddings
 # <tool_call>{"name": ..., "arguments": {...}}</tool_call>, and results are `tool` turns.
 CHAT_TEMPLATE = (Path(__file__).parent / "chat_template.jinja").read_text()
 
+
 def set_templates(tokenizer):
     """Give `tokenizer` the chat template (tools included); returns it.
 
@@ -52,14 +53,21 @@ def training_texts(seed=0, n_conversations=3000):
 def build_tokenizer(seed=0, vocab_size=1024):
     """Train the BPE on the corpus drawn with `seed`; the same seed gives byte-identical files."""
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(training_texts(seed), trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=IM_END, pad_token=PAD,
-                                        model_max_length=MAX_LENGTH)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=IM_END, pad_token=PAD, model_max_length=MAX_LENGTH
+    )
     return set_templates(tokenizer)

@@ -52,8 +52,9 @@ def encode_tool_conversation(tokenizer, conv):
     turn (tool calls and answers, with their <|im_end|>), not the tool list or the tools' results."""
     text = tokenizer.apply_chat_template(conv.messages, tools=conv.tool_functions, tokenize=False)
     head = "<|im_start|>assistant\n"
-    spans = [(m.end(), text.index("<|im_end|>", m.end()) + len("<|im_end|>"))
-             for m in re.finditer(re.escape(head), text)]
+    spans = [
+        (m.end(), text.index("<|im_end|>", m.end()) + len("<|im_end|>")) for m in re.finditer(re.escape(head), text)
+    ]
     return _encode_with_spans(tokenizer, text, spans)
 
 
@@ -81,8 +82,9 @@ def drill_fraction(step, steps, drill_only, drill_mix=0.25):
     return 1.0 if step < drill_only * steps else drill_mix
 
 
-def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25, arithmetic_weight=None,
-               tool_mix=0.0):
+def make_batch(
+    tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25, arithmetic_weight=None, tool_mix=0.0
+):
     """Rows of packed documents for `step`: the same arguments always give the same batch.
 
     `tool_mix`: share of the chat documents that are conversations with tools (those longer than the
@@ -112,10 +114,19 @@ def make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_m
 
 def model_config(tokenizer, hidden, layers, heads, ff):
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=ff, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512,
-        tie_word_embeddings=True, rms_norm_eps=1e-5, initializer_range=0.02, rope_theta=10000.0,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=ff,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+        initializer_range=0.02,
+        rope_theta=10000.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
 
@@ -133,7 +144,10 @@ def save_model(model, tokenizer, out):
     out.mkdir(parents=True, exist_ok=True)
     gen = model.generation_config
     gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = (
-        tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+    )
     gen.max_new_tokens = 128
     model.to(torch.float32).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -142,10 +156,34 @@ def save_model(model, tokenizer, out):
             os.chmod(path, 0o644)
 
 
-def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, batch=4, seq_len=256,
-          lr=2e-3, warmup=200, drill_only=0.08, drill_mix=0.25, arithmetic_weight=None, tool_mix=0.0, init_from=None, seed=0,
-          threads=1, bf16=True, eval_every=0, eval_n=40,
-          checkpoint=None, resume=False, checkpoint_every=250, log=None, progress=True):
+def train(
+    tokenizer,
+    out,
+    steps=6000,
+    hidden=256,
+    layers=4,
+    heads=8,
+    ff=688,
+    batch=4,
+    seq_len=256,
+    lr=2e-3,
+    warmup=200,
+    drill_only=0.08,
+    drill_mix=0.25,
+    arithmetic_weight=None,
+    tool_mix=0.0,
+    init_from=None,
+    seed=0,
+    threads=1,
+    bf16=True,
+    eval_every=0,
+    eval_n=40,
+    checkpoint=None,
+    resume=False,
+    checkpoint_every=250,
+    log=None,
+    progress=True,
+):
     """Train a model and save it to `out`; returns the trained model.
 
     `init_from`: a model folder whose weights the run starts from (a second, arithmetic-heavy stage).
@@ -159,13 +197,18 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
     model = LlamaForCausalLM(model_config(tokenizer, hidden, layers, heads, ff))
     if init_from:  # a second stage continues from an earlier stage's saved weights
         from safetensors.torch import load_file
+
         weights = load_file(Path(init_from) / "model.safetensors")
         weights.setdefault("lm_head.weight", weights["model.embed_tokens.weight"])
         model.load_state_dict(weights)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optim = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                              lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    optim = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
     start = 0
     if checkpoint and resume and Path(checkpoint).exists():
         state = torch.load(checkpoint, weights_only=True)
@@ -173,18 +216,18 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
         optim.load_state_dict(state["optim"])
         start = int(state["step"])
     n_params = sum(p.numel() for p in model.parameters())
-    say = (lambda s: (print(s, file=log, flush=True) if log else None)) if not progress else tqdm.write
+    say = (lambda s: print(s, file=log, flush=True) if log else None) if not progress else tqdm.write
     say(f"model: {n_params:,} parameters; steps {start}..{steps}, batch {batch}x{seq_len} tokens, {threads} threads")
     eval_convs = corpus.conversations(eval_n, seed=EVAL_SEED + 1) if eval_every else None
     began = time.perf_counter()
     model.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="training", disable=not progress,
-               mininterval=2.0)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="training", disable=not progress, mininterval=2.0)
     for step in bar:
         for group in optim.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
-        inputs, labels = make_batch(tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix,
-                                    arithmetic_weight, tool_mix)
+        inputs, labels = make_batch(
+            tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix, arithmetic_weight, tool_mix
+        )
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=inputs, labels=labels).loss
         optim.zero_grad(set_to_none=True)
@@ -209,8 +252,15 @@ def train(tokenizer, out, steps=6000, hidden=256, layers=4, heads=8, ff=688, bat
             model.train()
     model.eval()
     save_model(model, tokenizer, out)
-    run = {"steps": steps, "threads": threads, "seed": seed, **({"tool_mix": tool_mix} if tool_mix else {}), "train_minutes": round((time.perf_counter() - began) / 60, 1),
-           "resumed_at_step": start, "torch": torch.__version__}
+    run = {
+        "steps": steps,
+        "threads": threads,
+        "seed": seed,
+        **({"tool_mix": tool_mix} if tool_mix else {}),
+        "train_minutes": round((time.perf_counter() - began) / 60, 1),
+        "resumed_at_step": start,
+        "torch": torch.__version__,
+    }
     (Path(out) / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     return model
 
@@ -246,17 +296,38 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.tokenizer:
         from transformers import AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     else:
         tokenizer = build_tokenizer(seed=args.seed)
     log = open(args.log, "a") if args.log else None
     start = time.perf_counter()
-    train(tokenizer, args.out, steps=args.steps, hidden=args.hidden, layers=args.layers, heads=args.heads,
-          ff=args.ff, batch=args.batch, seq_len=args.seq_len, lr=args.lr, warmup=args.warmup,
-          drill_only=args.drill_only, drill_mix=args.drill_mix, arithmetic_weight=args.arithmetic_weight,
-          tool_mix=args.tool_mix, init_from=args.init_from, seed=args.seed, threads=args.threads, bf16=not args.no_bf16,
-          eval_every=args.eval_every, eval_n=args.eval_n, checkpoint=args.checkpoint, resume=args.resume,
-          log=log)
+    train(
+        tokenizer,
+        args.out,
+        steps=args.steps,
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.heads,
+        ff=args.ff,
+        batch=args.batch,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        warmup=args.warmup,
+        drill_only=args.drill_only,
+        drill_mix=args.drill_mix,
+        arithmetic_weight=args.arithmetic_weight,
+        tool_mix=args.tool_mix,
+        init_from=args.init_from,
+        seed=args.seed,
+        threads=args.threads,
+        bf16=not args.no_bf16,
+        eval_every=args.eval_every,
+        eval_n=args.eval_n,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        log=log,
+    )
     print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; wrote {args.out}")
 
 

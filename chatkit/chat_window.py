@@ -1,0 +1,95 @@
+"""The chat window's widgets: what a learner sees, types into and clicks, without what happens behind.
+
+`build()` makes the ipywidgets of `chatkit.widgets.ChatWidget`'s window (system prompt, settings, the
+conversation view, the status line, the input box and the Send / Stop / Reset buttons), each with a CSS
+class for styling and for browser tests; `message_widget()` one message of the conversation.
+`ChatWidget` wires them to the logic: sending, streaming, tools, history. ipywidgets is imported only
+when a window is made, so the rest of chatkit works without a UI stack; works with ipywidgets 8 and 7.
+
+Example:
+    >>> window = build("You are terse.", max_new_tokens=64, temperature=0.0, max_new_tokens_limit=1024)
+    >>> window.system_prompt.value, window.decoding.value, window.temperature.disabled
+    ('You are terse.', 'greedy', True)
+"""
+
+from types import SimpleNamespace
+
+from .chat_view import message_html
+
+
+def ipywidgets():
+    """ipywidgets, imported only when a window is made: the rest of chatkit works without a UI stack."""
+    try:
+        import ipywidgets
+    except ImportError as error:
+        raise ImportError(
+            "The chat widget needs ipywidgets: pip install ipywidgets (Jupyter and Colab have it)."
+        ) from error
+    return ipywidgets
+
+
+def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit):
+    """The window's widgets, as attributes of one namespace; `ui` is the box that holds them all."""
+    ipw = ipywidgets()
+    window = SimpleNamespace(
+        system_prompt=ipw.Textarea(
+            value=system_prompt,
+            description="System",
+            rows=2,
+            placeholder="optional: how the assistant should behave",
+            layout=ipw.Layout(width="98%"),
+        ),
+        max_new_tokens=ipw.BoundedIntText(
+            value=max_new_tokens,
+            min=1,
+            max=max_new_tokens_limit,
+            description="max new tokens",
+            style={"description_width": "initial"},
+            layout=ipw.Layout(width="190px"),
+        ),
+        decoding=ipw.ToggleButtons(
+            options=["greedy", "sample"],
+            value="greedy" if temperature == 0 else "sample",
+            style={"button_width": "70px"},
+        ),
+        temperature=ipw.FloatSlider(
+            value=temperature if temperature > 0 else 0.7,
+            min=0.05,
+            max=max(2.0, temperature),
+            step=0.05,
+            description="temperature",
+            disabled=temperature == 0,
+            readout_format=".2f",
+            style={"description_width": "initial"},
+        ),
+        view=ipw.VBox(layout=ipw.Layout(width="98%")),
+        status=ipw.HTML(),
+        input=ipw.Text(
+            placeholder="Type a message and press Enter",
+            continuous_update=False,
+            layout=ipw.Layout(flex="1 1 auto", width="auto"),
+        ),
+        send=ipw.Button(
+            description="Send", button_style="primary", icon="paper-plane", layout=ipw.Layout(width="90px")
+        ),
+        stop=ipw.Button(description="Stop", icon="stop", disabled=True, layout=ipw.Layout(width="80px")),
+        reset=ipw.Button(description="Reset", icon="trash", layout=ipw.Layout(width="80px")),
+    )
+    # CSS classes: stable selectors for styling and for browser tests.
+    for name in ("system_prompt", "max_new_tokens", "decoding", "temperature", "view", "status", "input"):
+        getattr(window, name).add_class(f"chatkit-{name.replace('system_prompt', 'system').replace('_', '-')}")
+    for name in ("send", "stop", "reset"):
+        getattr(window, name).add_class(f"chatkit-{name}")
+    settings = ipw.HBox([window.max_new_tokens, window.decoding, window.temperature])
+    controls = ipw.HBox([window.input, window.send, window.stop, window.reset], layout=ipw.Layout(width="98%"))
+    window.ui = ipw.VBox([window.system_prompt, settings, window.view, window.status, controls])
+    window.ui.add_class("chatkit-chat")
+    return window
+
+
+def message_widget(role, content, streaming=False):
+    """One message of the conversation view: its HTML bubble, with CSS classes for its role."""
+    view = ipywidgets().HTML(message_html(role, content, streaming))
+    view.add_class("chatkit-message")
+    view.add_class(f"chatkit-{role}")
+    return view
