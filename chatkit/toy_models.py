@@ -61,9 +61,11 @@ def llama_config(
 
 
 # (hidden, layers) of the CPU ladder: roughly 7M, 27M, 69M, 169M, 536M and 837M parameters with an
-# 8,192-token vocabulary. Each rung is at least twice the one before, so "bigger is slower" stands out of the noise of a busy machine; the top rungs read gigabytes per token in fp32,
-# enough for a CPU's matrix kernels to approach its memory bandwidth.
+# 8,192-token vocabulary. Each rung is at least twice the one before, so "bigger is slower" stands out
+# of the noise of a busy machine; the top rungs read gigabytes per token in fp32, enough for a CPU's
+# matrix kernels to approach its memory bandwidth.
 LADDER_SHAPES = ((256, 4), (512, 6), (768, 8), (1024, 12), (2048, 10), (2048, 16))
+QUICK_RUNGS = (0, 1, 2, 4)  # the quick run: 7M to 69M, then 536M (2 GB per token in fp32)
 
 # The GPU ladder: the shapes of real models (random weights), where a GPU's bandwidth starts to
 # matter: Llama 3.2 1B and 3B (tied embeddings) and Llama 3 8B.
@@ -95,8 +97,8 @@ GPU_LADDER_SHAPES = {
 def ladder_configs(quick=True, max_weight_bytes=None, dtype="float32", device=None):
     """Configs for a ladder of Llama models, small to large, for the CPU or (`device="cuda"`) a GPU.
 
-    CPU, `quick=True`: five rungs from about 7M to 540M parameters (2 GB per token in fp32), seconds
-    each; `quick=False` adds an 837M one. GPU: the shapes of Llama 3.2 1B and 3B and Llama 3 8B.
+    CPU, `quick=True`: four rungs, about 7M, 27M, 69M and 536M parameters (2 GB per token in fp32),
+    seconds each; `quick=False` adds 169M and 837M. GPU: the shapes of Llama 3.2 1B and 3B and Llama 3 8B.
     The ladder stops where the weights would exceed `max_weight_bytes` (default: a quarter of the
     memory available now, on the device).
     """
@@ -106,9 +108,8 @@ def ladder_configs(quick=True, max_weight_bytes=None, dtype="float32", device=No
     if on_gpu:
         candidates = [llama_config(**shape) for shape in GPU_LADDER_SHAPES.values()]
     else:
-        candidates = [
-            llama_config(hidden, layers) for hidden, layers in (LADDER_SHAPES[:5] if quick else LADDER_SHAPES)
-        ]
+        shapes = [LADDER_SHAPES[i] for i in QUICK_RUNGS] if quick else LADDER_SHAPES
+        candidates = [llama_config(hidden, layers) for hidden, layers in shapes]
     configs = []
     for config in candidates:
         if count_parameters(config).total * BYTES_PER_PARAM[normalize_dtype(dtype)] > max_weight_bytes:
