@@ -17,6 +17,7 @@ one question, in layers: a module imports only from the lines above its own, so 
                                         costs on it (agreement, perplexity)
     recorded                            what a real chat model answered, for lessons the toy cannot show
     tools                               functions the model may call, and the loop that runs the calls
+    thinking                            what a thought costs (tokens, time to the answer); a budget for it
     serving                             one model for a room: start `transformers serve`, chat with it
     speed, toy_models, assisted,        how fast, and why: bandwidth, tokens/s, random models to time,
     fast_decoding, plotting             assisted generation, the recommended fast path, the plots
@@ -66,6 +67,7 @@ from . import (
     sizing,
     speed,
     templating,
+    thinking,
     tools,
     toy_models,
     widgets,

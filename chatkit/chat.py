@@ -2,8 +2,9 @@
 
 `content` is a string, or a list of typed blocks (`{"type": "text", "text": ...}`, images...). An
 assistant message may call tools instead of answering (`tool_calls`, no `content`), and a `tool`
-message brings a result back. `validate_chat()` checks these shapes before a chat reaches a template
-or a pipeline, where a mistake would surface as a confusing Jinja or key error far from its cause.
+message brings a result back; a thinking model's assistant message may carry its thought (`thinking`).
+`validate_chat()` checks these shapes before a chat reaches a template or a pipeline, where a mistake
+would surface as a confusing Jinja or key error far from its cause.
 
 Example:
     >>> validate_chat([{"role": "user", "content": "Hi!"}])
@@ -23,6 +24,8 @@ import json
 ROLES = ("system", "user", "assistant", "tool")
 _TEXT_BLOCK = '{"type": "text", "text": "Hello!"}'
 _TOOL_CALL = '{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}'
+# Optional fields that must be strings when given, by role.
+_STRING_FIELDS = {"tool": ("tool_call_id", "name"), "assistant": ("thinking", "reasoning_content")}
 
 
 def _describe(value):
@@ -68,7 +71,8 @@ def validate_chat(chat):
     needs a string "text"; other blocks pass untouched). An assistant message may leave `content` out
     when it has `tool_calls`: a list of `{"type": "function", "function": {"name": ..., "arguments": ...}}`
     or flat `{"name": ..., "arguments": ...}`, where arguments are a dict or a string holding a JSON
-    object. A system message may only come first. No string anywhere in a message may hold a lone surrogate
+    object. An assistant message's thought (`thinking`, or `reasoning_content` as Qwen3 names it) is a
+    string. A system message may only come first. No string anywhere in a message may hold a lone surrogate
     (see `lone_surrogate`). Other keys are passed through untouched.
     """
     if not isinstance(chat, list):
@@ -101,7 +105,7 @@ def validate_chat(chat):
             )
         if content is not None:
             _check_content(index, role, content)
-        for field in ("tool_call_id", "name") if role == "tool" else ():
+        for field in _STRING_FIELDS.get(role, ()):
             if message.get(field) is not None and not isinstance(message[field], str):
                 raise ValueError(f"message {index}: '{field}' must be a string, got {_describe(message[field])}")
         for field, value in message.items():
@@ -233,3 +237,16 @@ def message_text(message):
                 arguments = {"": arguments}
         calls.append(f"{function.get('name')}(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")")
     return "\n".join([content] * bool(content) + calls)
+
+
+def message_thought(message):
+    """The thought an assistant message carries, for a person to read: its `thinking` (or `reasoning_content`,
+    Qwen3's name for it); "" for none.
+
+    Example:
+        >>> message_thought({"role": "assistant", "content": "42", "thinking": "Add the tens."})
+        'Add the tens.'
+    """
+    if message.get("role") != "assistant":
+        return ""
+    return message.get("thinking") or message.get("reasoning_content") or ""

@@ -1,9 +1,12 @@
 """How a chat message looks in a notebook: one HTML bubble per message, its text escaped.
 
 `message_html(role, text)` is what `ChatWidget` shows for each message; `status_html` its status line.
+A thinking model's thought comes first in its bubble, folded: `<details>`, which a click opens.
 
 Example:
     >>> "&lt;b&gt;" in message_html("user", "<b>hi</b>")
+    True
+    >>> "<summary>Thought (2 words)</summary>" in message_html("assistant", "42", thought="Add up.")
     True
 """
 
@@ -18,14 +21,26 @@ _BUBBLE_STYLE = {
 }
 
 
-def message_html(role, content, streaming=False):
-    """The HTML of one message: its role and its content, escaped so a reply can never inject markup."""
+def _thought_html(thought):
+    """A thought, folded: its length in words shows, its text (escaped) when the reader opens it."""
+    words = len(thought.split())
+    return (
+        f'<details class="chatkit-thought"><summary>Thought ({words} word{"" if words == 1 else "s"})</summary>'
+        f'<div style="white-space:pre-wrap; overflow-wrap:anywhere; color:#555;">{html.escape(thought)}</div>'
+        "</details>"
+    )
+
+
+def message_html(role, content, streaming=False, thought=""):
+    """The HTML of one message: its role, its thought (if any) folded, and its content, all escaped so a
+    reply can never inject markup."""
     body = html.escape(content) if content else "" if streaming else '<i style="color:#777">(empty reply)</i>'
     cursor = '<span class="chatkit-cursor">&#9612;</span>' if streaming else ""
     return (
         f'<div style="{_BUBBLE_STYLE.get(role, "")} padding:6px 10px; margin:4px 0; border-radius:8px;'
         ' line-height:1.4;">'
         f'<div style="font-size:0.8em; font-weight:bold; color:#555;">{html.escape(role)}</div>'
+        f"{_thought_html(thought) if thought else ''}"
         f'<div class="chatkit-content" style="white-space:pre-wrap; overflow-wrap:anywhere;">{body}{cursor}</div>'
         "</div>"
     )

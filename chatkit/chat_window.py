@@ -1,15 +1,16 @@
 """The chat window's widgets: what a learner sees, types into and clicks, without what happens behind.
 
-`build()` makes the ipywidgets of `chatkit.widgets.ChatWidget`'s window (system prompt, settings, the
-conversation view, the status line, the input box and the Send / Stop / Reset buttons), each with a CSS
-class for styling and for browser tests; `message_widget()` one message of the conversation.
+`build()` makes the ipywidgets of `chatkit.widgets.ChatWidget`'s window (system prompt, settings and the
+"think" switch, the conversation view, the status line, the input box and the Send / Stop / Reset buttons),
+each with a CSS class for styling and for browser tests; `message_widget()` one message of the conversation
+(a thought folded above its text).
 `ChatWidget` wires them to the logic: sending, streaming, tools, history. ipywidgets is imported only
 when a window is made, so the rest of chatkit works without a UI stack; works with ipywidgets 8 and 7.
 
 Example:
     >>> window = build("You are terse.", max_new_tokens=64, temperature=0.0, max_new_tokens_limit=1024)
-    >>> window.system_prompt.value, window.decoding.value, window.temperature.disabled
-    ('You are terse.', 'greedy', True)
+    >>> window.system_prompt.value, window.decoding.value, window.temperature.disabled, window.thinking.value
+    ('You are terse.', 'greedy', True, False)
 """
 
 from types import SimpleNamespace
@@ -28,7 +29,7 @@ def ipywidgets():
     return ipywidgets
 
 
-def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit):
+def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit, thinking=False):
     """The window's widgets, as attributes of one namespace; `ui` is the box that holds them all."""
     ipw = ipywidgets()
     window = SimpleNamespace(
@@ -62,6 +63,7 @@ def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit):
             readout_format=".2f",
             style={"description_width": "initial"},
         ),
+        thinking=ipw.Checkbox(value=thinking, description="think", indent=False, layout=ipw.Layout(width="70px")),
         view=ipw.VBox(layout=ipw.Layout(width="98%")),
         status=ipw.HTML(),
         input=ipw.Text(
@@ -76,20 +78,20 @@ def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit):
         reset=ipw.Button(description="Reset", icon="trash", layout=ipw.Layout(width="80px")),
     )
     # CSS classes: stable selectors for styling and for browser tests.
-    for name in ("system_prompt", "max_new_tokens", "decoding", "temperature", "view", "status", "input"):
+    for name in ("system_prompt", "max_new_tokens", "decoding", "temperature", "thinking", "view", "status", "input"):
         getattr(window, name).add_class(f"chatkit-{name.replace('system_prompt', 'system').replace('_', '-')}")
     for name in ("send", "stop", "reset"):
         getattr(window, name).add_class(f"chatkit-{name}")
-    settings = ipw.HBox([window.max_new_tokens, window.decoding, window.temperature])
+    settings = ipw.HBox([window.max_new_tokens, window.decoding, window.temperature, window.thinking])
     controls = ipw.HBox([window.input, window.send, window.stop, window.reset], layout=ipw.Layout(width="98%"))
     window.ui = ipw.VBox([window.system_prompt, settings, window.view, window.status, controls])
     window.ui.add_class("chatkit-chat")
     return window
 
 
-def message_widget(role, content, streaming=False):
+def message_widget(role, content, streaming=False, thought=""):
     """One message of the conversation view: its HTML bubble, with CSS classes for its role."""
-    view = ipywidgets().HTML(message_html(role, content, streaming))
+    view = ipywidgets().HTML(message_html(role, content, streaming, thought))
     view.add_class("chatkit-message")
     view.add_class(f"chatkit-{role}")
     return view

@@ -8,9 +8,10 @@ A check is a function decorated with `@check`. Its body says what a right answer
 - "Not answered yet: ..." while an answer is still the notebook's placeholder, so the check does not
   run and nothing raises: the notebooks run top to bottom with their exercises open.
 
-The placeholder is `...`, as a value or as the whole body of a function (a docstring may stay). A
-function defined where its source cannot be read (`exec` of a string) is checked as it is. This module
-knows nothing of the exercises themselves: `chatkit.exercises` holds one check per exercise.
+The placeholder is `...`, as a value or as the whole body of a function (a docstring may stay), or of
+one method of a class. A function defined where its source cannot be read (`exec` of a string) is
+checked as it is. This module knows nothing of the exercises themselves: `chatkit.exercises` holds one
+check per exercise.
 
 Example:
     >>> @check
@@ -75,7 +76,10 @@ def _placeholder_body(function):
 
 
 def unanswered(value):
-    """True for the notebooks' placeholder: `...` itself, or a function whose body is only `...`."""
+    """True for the notebooks' placeholder: `...` itself, a function whose body is only `...`, or a class
+    with such a method (its own, not inherited)."""
+    if inspect.isclass(value):
+        return any(inspect.isfunction(member) and _placeholder_body(member) for member in vars(value).values())
     return value is Ellipsis or (inspect.isfunction(value) and _placeholder_body(value))
 
 

@@ -12,6 +12,8 @@ Example: `exercises.persona([{"role": "system", "content": "You are a pirate."},
 """
 
 import json
+import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 from .catalog import CATALOG
@@ -19,11 +21,20 @@ from .chat import validate_chat
 from .checking import NotYet, call_answer, check, close, need, token_ids
 from .counting import count_parameters
 from .generation import reply
-from .machine import COMMON_HARDWARE, GiB
-from .memory import model_footprint
+from .hub import embedded_model_path
+from .loading import load_model
+from .machine import GiB
+from .memory import cache_bytes, model_footprint
 from .serving import ServerModel
-from .sizing import estimate_memory, kv_cache_bytes
+from .sizing import kv_cache_bytes
 from .speed import decode_speed, weight_bytes_per_token
+from .templating import count_prompt_tokens
+from .thinking import response_template
+
+
+def _cases(exercise):
+    """The inputs a check tries a learner's function on, and the right outputs (data/exercise_cases.json)."""
+    return json.loads((Path(__file__).parent / "data" / "exercise_cases.json").read_text(encoding="utf-8"))[exercise]
 
 
 def _valid_chat(chat):
@@ -67,25 +78,7 @@ def two_turns(chat):
 @check
 def reply_text(function):
     """Exercise 1.3: a function from what the pipeline returned to the text of its last reply."""
-    user = {"role": "user", "content": "Hi!"}
-    hey, louvre = ({"role": "assistant", "content": text} for text in ("Hey.", "Go to the Louvre."))
-    cases = [
-        ([{"generated_text": [user, hey]}], "Hey."),
-        (
-            [
-                {
-                    "generated_text": [
-                        {"role": "system", "content": "Be brief."},
-                        user,
-                        hey,
-                        {"role": "user", "content": "And Paris?"},
-                        louvre,
-                    ]
-                }
-            ],
-            "Go to the Louvre.",
-        ),
-    ]
+    cases = [(c["response"], c["expected"]) for c in _cases("reply_text")]
     for response, expected in cases:
         got = call_answer(function, response)
         need(not isinstance(got, dict), 'return the reply\'s text (its "content"), not the whole message')
@@ -129,19 +122,14 @@ def bf16_gigabytes(gb):
 
 
 @check
-def fit_16gb(names, candidates):
-    """Exercise 2.3: which `candidates` fit a 16 GB GPU in bf16 with a 4,096-token context."""
-    need(not isinstance(names, str), "give a list or set of model names, not one string")
-    answer, offered = ({n.rsplit("/", 1)[-1] for n in group} for group in (names, candidates))
-    need(answer <= offered, f"only names from the list: {sorted(answer - offered)} are not in it")
-    fits = {n for n in offered if estimate_memory(n, "bf16", context_length=4096).fits(16 * GiB)}
-    need(
-        not answer - fits,
-        f"{len(answer - fits)} of your models do not fit: count the KV cache and the "
-        "overhead too, not only the weights (§2.6)",
-    )
-    need(not fits - answer, f"{len(fits - answer)} more of the list fit: `sizing.estimate_memory` says (§2.6)")
-    return f"{len(fits)} of {len(offered)} fit in bf16"
+def meta_footprint(footprint, fits):
+    """Exercise 2.3: Mistral-7B-Instruct-v0.3 built on the meta device in bf16: its footprint; do 16 GiB hold it?"""
+    weights = 2 * count_parameters(MISTRAL_7B).total  # bf16: 2 bytes per parameter
+    need(not close(footprint, weights / 2, 1e-4), "that is the parameter count: ask for `get_memory_footprint()`")
+    need(not close(footprint, 2 * weights, 1e-4), "that is fp32: `from_config` builds in float32 unless given a dtype")
+    need(close(footprint, weights, 1e-4), "not Mistral-7B's footprint in bytes: build it from its config as §2.2 does")
+    need(fits is (footprint <= 16 * GiB), "True or False: compare the footprint with 16 GiB, 16 × 2**30 bytes (§2.3)")
+    return f"{footprint:,} bytes = {footprint / GiB:.2f} GiB, and no weight loaded"
 
 
 # ----------------------------------------------------------------------------- 03 inside the pipeline
@@ -207,7 +195,6 @@ def greedy_reply(text, model, tokenizer, chat):
 # ----------------------------------------------------------------------------- 04 memory
 
 MISTRAL_7B = "mistralai/Mistral-7B-Instruct-v0.3"
-LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
 
 
 @check
@@ -239,17 +226,17 @@ def four_bit_ratio(model, ratio):
     return f"{ratio:.2f} times smaller, not 4: the quiz of notebook 04 asks why"
 
 
-def _fits_a100(tokens):
-    return estimate_memory(LLAMA_70B, "4bit", context_length=tokens).fits(COMMON_HARDWARE[2])  # A100/H100 80GB
-
-
 @check
-def longest_context(tokens):
-    """Exercise 4.3: about the longest context Llama-3.1-70B-Instruct in 4-bit has on an 80 GB GPU."""
-    need(isinstance(tokens, int) and tokens > 0, "give a whole number of tokens")
-    need(_fits_a100(tokens), "that context does not fit: `sizing.estimate_memory` says more than 80 GiB (§4.8)")
-    need(not _fits_a100(int(tokens * 1.05) + 1), "a context 5% longer still fits: search further up")
-    return f"{tokens:,} tokens fit, 5% more would not"
+def kv_cache_by_hand(cache, nbytes, model):
+    """Exercise 4.3: the KV cache of one forward pass of `model` over 100 tokens, its bytes added up by hand."""
+    need(hasattr(cache, "layers") and hasattr(cache, "get_seq_length"), "pass the output's `past_key_values` (§4.8)")
+    need(cache.get_seq_length() == 100, f"this cache holds {cache.get_seq_length()} tokens: run the model over 100 ids")
+    expected, one = cache_bytes(cache), cache_bytes(cache) // len(cache.layers)  # each layer's: half keys, half values
+    need(expected == kv_cache_bytes(model.config, 100, dtype=model.dtype), "not the cache of the model you passed")
+    need(nbytes != expected // 2, "each layer keeps values beside its keys: count both")
+    need(one == expected or nbytes not in (one, one // 2), "that is one layer's cache: every layer keeps its own")
+    need(nbytes == expected, "not this cache's bytes: `nelement() * element_size()` of each layer's keys and values")
+    return f"{nbytes:,} bytes for 100 tokens, as the formula of §4.8 says"
 
 
 # ----------------------------------------------------------------------------- 05 performance
@@ -306,41 +293,55 @@ def assisted_kwargs(kwargs, model, tokenizer):
 # ----------------------------------------------------------------------------- 06 chat app
 
 
-def _widget(chatbox):
-    need(all(hasattr(chatbox, a) for a in ("system_prompt", "decoding", "history")), "pass the ChatWidget")
+@check
+def streamed_chunks(chunks, question, model, tokenizer):
+    """Exercise 6.1: the text chunks a TextIteratorStreamer hands out while `generate` runs in a thread."""
+    need(isinstance(chunks, list) and all(isinstance(c, str) for c in chunks), "a list of the streamer's text chunks")
+    text = "".join(chunks)
+    want = reply(model, tokenizer, [{"role": "user", "content": question}], max_new_tokens=64)
+    hint = "they stop early" if want.startswith(text) else "more than the reply" if want in text else "not the reply"
+    need(text == want, f"{hint}: stream the greedy reply (max_new_tokens=64), not its prompt or special tokens (§6.4)")
+    need(len(chunks) > 1, "one chunk only: keep each chunk as the streamer hands it out")
+    return f"{len(chunks)} chunks, together the greedy reply"
 
 
 @check
-def widget_settings(chatbox):
-    """Exercise 6.1: a window that answers as a pirate, greedy, in at most 32 new tokens."""
-    _widget(chatbox)
-    need("pirate" in chatbox.system_prompt.value.lower(), "the system field should make it a pirate")
-    need(chatbox.max_new_tokens.value == 32, "at most 32 new tokens: the max_new_tokens field")
-    need(chatbox.decoding.value == "greedy", "greedy decoding: the decoding buttons")
-    return "a greedy pirate, 32 new tokens at most"
+def pipeline_continues(continued, chatbox, model, tokenizer):
+    """Exercise 6.2: the window's history, one more question, and a pipeline's greedy reply to it."""
+    need("generated_text" not in str(continued)[:20], 'the pipeline\'s answer: its chat is `[0]["generated_text"]`')
+    _valid_chat(continued)
+    need(continued[: len(chatbox.history)] == chatbox.history, "it does not start with the window's chat (§6.2)")
+    need([m["role"] for m in continued[len(chatbox.history) :]] == ["user", "assistant"], "then a question, the reply")
+    mine, greedy = continued[-1]["content"], reply(model, tokenizer, continued[:-1], max_new_tokens=64)
+    need(mine == greedy or not greedy.startswith(mine), "the reply stops early: max_new_tokens=64")
+    need(mine == greedy, "not the model's greedy reply: a pipeline of `model` and `tokenizer`, do_sample=False")
+    return f"the window's {len(chatbox.history)} messages, your question and the model's reply"
 
 
 @check
-def widget_conversation(chatbox, model, tokenizer):
-    """Exercise 6.2: two questions sent from code; the last reply is the model's greedy reply."""
-    _widget(chatbox)
-    history = chatbox.history
-    need([m["role"] for m in history if m["role"] != "system"].count("user") >= 2, "send two messages")
-    need(history[-1]["role"] == "assistant", "wait for the reply: `chatbox.wait()` after `send` (§6.2)")
-    if chatbox.decoding.value == "greedy":
-        expected = reply(model, tokenizer, history[:-1], max_new_tokens=chatbox.max_new_tokens.value)
-        need(history[-1]["content"] == expected, "the last reply is not the model's: was the history edited?")
-    return f"{len(history)} messages, the last one the model's reply"
+def stop_when_set(criterion, model=None, tokenizer=None):
+    """Exercise 6.3: a StoppingCriteria class that says stop once its event is set, on `model` or the embedded one."""
+    need(isinstance(criterion, type), "pass the class itself: its name, without calling it")
+    model, tokenizer = (model, tokenizer) if model else load_model(embedded_model_path(), device_map=None)
+    prompt = (inputs := _prompt(tokenizer, "What is the KV cache?").to(model.device))["input_ids"].shape[1]
 
+    def new_tokens(set_after=99):  # greedy; the event is set, as Stop would, once `set_after` tokens are written
+        stopper = call_answer(criterion, event := threading.Event())
 
-@check
-def widget_sampling(chatbox):
-    """Exercise 6.3: the window switched to sampling at temperature 0.7, from code."""
-    _widget(chatbox)
-    need(chatbox.decoding.value == "sample", "switch the decoding buttons to sample")
-    need(abs(chatbox.temperature.value - 0.7) < 0.01, "set the temperature slider's value to 0.7")
-    need(chatbox.settings.get("do_sample"), "the next reply would not sample")
-    return "the next reply samples at temperature 0.7"
+        def asked(ids, scores, **kwargs):  # generate asks after each new token: the learner's class answers
+            ids.shape[1] - prompt >= set_after and event.set()
+            answer = call_answer(stopper, ids, scores)
+            need(hasattr(answer, "__or__"), f"`__call__` returned {answer!r:.30}, not True or False")
+            return answer  # generate takes True, False or a tensor of them
+
+        out = model.generate(**inputs, max_new_tokens=32, do_sample=False, stopping_criteria=[asked])
+        return out[0, prompt:].tolist()
+
+    full = model.generate(**inputs, max_new_tokens=32, do_sample=False)[0, prompt:].tolist()
+    need(new_tokens() == full, "with the event never set, generate stopped early")
+    need(new_tokens(1) == full[:1], "with the event set, generate wrote on: ask the event each time `__call__` runs")
+    need(new_tokens(3) == full[:3], "set after 3 tokens, generate wrote on: ask the event each time `__call__` runs")
+    return "generate runs on while the event is clear, and stops at the next token once it is set"
 
 
 # ----------------------------------------------------------------------------- 07 tools
@@ -378,13 +379,7 @@ def tool_conversation(messages):
 @check
 def parse_json(function):
     """Exercise 7.3: a function from a model's reply to the JSON object in it, or None."""
-    cases = [
-        ('{"city": "Paris"}', {"city": "Paris"}),
-        ('Sure!\n```json\n{"a": 1, "b": [1, 2]}\n```', {"a": 1, "b": [1, 2]}),
-        ('Here it is: {"name": "Rome", "country": "Italy"}. Enjoy!', {"name": "Rome", "country": "Italy"}),
-        ("There is no JSON here.", None),
-        ('{"city": ', None),
-    ]
+    cases = [(c["text"], c["expected"]) for c in _cases("parse_json")]
     for text, expected in cases:
         got = call_answer(function, text)
         need(got == expected, f"for {text!r} your function returned {got!r}, expected {json.dumps(expected)}")
@@ -437,3 +432,51 @@ def follow_up(chat, url, model_id):
         "the second reply is not the server's to the whole chat: the server keeps no history, send it all",
     )
     return "the server answered the follow-up with the whole chat"
+
+
+# ----------------------------------------------------------------------------- 09 thinking
+
+
+def _thinking_prompt(tokenizer, question):
+    return tokenizer.apply_chat_template(question, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+
+
+@check
+def thought_message(message, model, tokenizer, question):
+    """Exercise 9.1: the greedy reply to `question` with thinking on, read back with `parse_response`."""
+    need(isinstance(message, dict), "the message `tokenizer.parse_response` returns: a dict (§9.2)")
+    text, prompt = (
+        reply(model, tokenizer, question, max_new_tokens=256, enable_thinking=True),
+        _thinking_prompt(tokenizer, question),
+    )
+    read = [
+        tokenizer.parse_response(text + end, schema=response_template(tokenizer), prefix=prompt)
+        for end in ("", tokenizer.eos_token)
+    ]
+    need("thinking" in message or "thinking" not in read[0], "no thought in it: switch thinking on (§9.1)")
+    need(message in read, "not the greedy reply read back: pass the prompt as `prefix=` (§9.2), do_sample=False")
+    want = read[0]  # decoded without special tokens, or with the end token kept
+    return f"{len(want.get('thinking', ''))} characters of thought, then {want.get('content', '')!r}"
+
+
+@check
+def empty_thought(prompt, model, tokenizer, question):
+    """Exercise 9.2: the prompt with thinking on and an empty thought prefilled: the model answers at once."""
+    opened = _thinking_prompt(tokenizer, question)
+    need(isinstance(prompt, str) and prompt.startswith(opened), "start from the prompt with thinking on (§9.1)")
+    rest = "".join(prompt[len(opened) :].split())  # Qwen3's template leaves the <think> to the model
+    need(rest in ("</think>", "<think></think>"), "write nothing in the thought: close it at once")
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
+    answer = tokenizer.decode(model.generate(ids, max_new_tokens=64, do_sample=False)[0, ids.shape[1] :])
+    need("</think>" not in answer, "the model still thinks: end the prompt with the closed thought and a blank line")
+    return f"answered at once: {answer.split('<|im_end|>')[0].strip()!r}"
+
+
+@check
+def dropped_thought(saved_tokens, message, tokenizer, question):
+    """Exercise 9.3: the prompt tokens the template saves by leaving the reply's thought out of the next turn."""
+    need(isinstance(saved_tokens, int), "a whole number of tokens")
+    kept = count_prompt_tokens(question + [message], tokenizer, enable_thinking=True)
+    dropped = count_prompt_tokens(question + [{"role": "assistant", "content": message["content"]}], tokenizer)
+    need(saved_tokens == kept - dropped, "count the tokens of the reply with its thought and without (§9.5)")
+    return f"{saved_tokens} tokens saved on every later turn"

@@ -14,6 +14,11 @@ Both prefill like the pipeline: when the chat's last message is from the assista
 continues that message (`continue_final_message=True`) instead of starting a new one. Both also take a
 model behind a server (`chatkit.serving.ServerModel`, tokenizer None): the server does the five steps.
 
+Thinking: `enable_thinking=True` (or False) goes to the chat template, which switches a thinking model's
+thought on (or off); a template without the switch ignores it, and None (the default) leaves the template's
+own default. With it on, the reply is the thought, `</think>`, then the answer (Qwen3's format);
+`split_thought()` cuts a reply, whole or as far as it has streamed, into the two.
+
 The context guard: a prompt that, with the `max_new_tokens` asked for, does not fit in the model's
 context (its config's `max_position_embeddings`) is refused with `ContextTooLongError`, naming the
 numbers and the fix (`chatkit.fit_to_context`), instead of generating nonsense. A huge prompt is refused
@@ -129,10 +134,25 @@ def generation_settings(max_new_tokens=256, temperature=0.0, top_p=None, repetit
     return settings
 
 
-def _template_kwargs(chat):
+def _thinking_switch(enable_thinking):
+    """The chat template keyword for the thinking switch: none when it is None (the template's default)."""
+    if enable_thinking is None:
+        return {}
+    if not isinstance(enable_thinking, bool):
+        raise ValueError(
+            f"enable_thinking must be True, False or None (the chat template's default), got {enable_thinking!r}"
+        )
+    return {"enable_thinking": enable_thinking}
+
+
+def _template_kwargs(chat, enable_thinking=None):
     """How to close the prompt: a new assistant turn, or (last message from the assistant) prefill it."""
     prefill = chat[-1]["role"] == "assistant"
-    return {"add_generation_prompt": not prefill, "continue_final_message": prefill}
+    return {
+        "add_generation_prompt": not prefill,
+        "continue_final_message": prefill,
+        **_thinking_switch(enable_thinking),
+    }
 
 
 def _check_tokenizer(tokenizer):
@@ -173,15 +193,17 @@ def _too_long(prompt, max_new_tokens, limit):
     )
 
 
-def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0):
+def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0, enable_thinking=None):
     """Steps 2 and 3 of a reply: the chat template's text, tokenized once, after the context guard.
+
+    `enable_thinking` goes to the template when it is not None (see the module's docstring).
 
     Raises ContextTooLongError when the prompt plus `max_new_tokens` exceed the model's context:
     from the text's length alone when it is sure (a 1 MB message is refused at once), else from the
     token count. Returns the inputs (input_ids, attention_mask) on the model's device.
     """
     _check_tokenizer(tokenizer)
-    text = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, **_template_kwargs(chat))
+    text = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, **_template_kwargs(chat, enable_thinking))
     limit = context_length(model)
     longest = _longest_token(tokenizer) if limit else 0
     at_least = math.ceil(len(text) / longest) if longest else 0  # tokens, known without tokenizing
@@ -200,22 +222,24 @@ def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0):
     return inputs.to(model.device)
 
 
-def reply(model, tokenizer, chat, tools=None, **settings):
+def reply(model, tokenizer, chat, tools=None, enable_thinking=None, **settings):
     """The assistant's reply to `chat`, made in the five steps a text-generation pipeline takes.
 
     `settings` are those of `generation_settings()` (temperature 0, the default, is greedy).
     With greedy decoding the reply equals the pipeline's `generated_text[-1]["content"]`.
     `tools` (functions or JSON schemas) go to the chat template; the reply is then the raw text,
-    tool calls included (`chatkit.tools.parse_reply` reads them).
+    tool calls included (`chatkit.tools.parse_reply` reads them). `enable_thinking` (True or False) switches
+    a thinking model's thought on or off in the chat template; the reply then holds the thought too.
     A prompt that does not fit the model's context raises ContextTooLongError (see `encode_prompt`).
     """
     validate_chat(chat)
+    switch = _thinking_switch(enable_thinking)
     if callable(getattr(model, "stream_chat", None)):  # a model behind a server (chatkit.serving.ServerModel)
-        return "".join(model.stream_chat(chat, tools=tools, **settings))
+        return "".join(model.stream_chat(chat, tools=tools, **switch, **settings))
     kwargs = generation_settings(**settings)
     # 1. the model and tokenizer are given; 2. the chat template turns messages into one string;
     # 3. tokenize it (without adding a second BOS), refusing a prompt too long for the model
-    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"])
+    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"], enable_thinking)
     # 4. generate
     output = model.generate(**inputs, **kwargs)
     # 5. decode only the new tokens, leaving out the end-of-turn token
@@ -236,13 +260,14 @@ def _event_stopping_criteria(*events):
     return StopOnEvent()
 
 
-def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, **settings):
+def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, enable_thinking=None, **settings):
     """Yield the assistant's reply to `chat` in text chunks, as the model writes them.
 
     Generation runs in a background thread feeding a `TextIteratorStreamer`; this generator reads
     from it. Set `stop_event` (a `threading.Event`) to stop at the next token, e.g. from a Stop
     button; closing the generator early stops it too. An exception raised inside `generate` is
-    re-raised here, in the caller. The chunks joined equal `reply()` with the same settings (and `tools`).
+    re-raised here, in the caller. The chunks joined equal `reply()` with the same settings (and `tools`,
+    `enable_thinking`); with thinking on, `split_thought` cuts the text so far into thought and answer.
     Like `reply()`, it refuses a prompt too long for the model's context before any thread starts.
     """
     from transformers import StoppingCriteriaList, TextIteratorStreamer
@@ -251,10 +276,11 @@ def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, **settings
     if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
         raise ValueError(f"stop_event must be a threading.Event (or None), got {type(stop_event).__name__}")
     kwargs = generation_settings(**settings)  # checked here, before any thread starts
+    switch = _thinking_switch(enable_thinking)
     if callable(getattr(model, "stream_chat", None)):  # a model behind a server: it streams itself
-        yield from model.stream_chat(chat, stop_event=stop_event, tools=tools, **settings)
+        yield from model.stream_chat(chat, stop_event=stop_event, tools=tools, **switch, **settings)
         return
-    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"])
+    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"], enable_thinking)
     closed = threading.Event()  # set when the reader stops early
     events = [closed] + ([stop_event] if stop_event is not None else [])
     criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
@@ -280,3 +306,28 @@ def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, **settings
         thread.join()
     if failure:
         raise failure[0]
+
+
+def split_thought(text, opened=False):
+    """(thought, answer) of a reply written with thinking on: the whole reply, or as much as has streamed.
+
+    The thought runs from `<think>` to `</think>`. `opened`: the prompt already wrote the `<think>` (the
+    embedded model's template does; Qwen3's leaves it to the model, whose reply then starts with it).
+    Until `</think>` arrives, an opened thought holds all the text (a reply stopped mid-thought is all
+    thought, with an empty answer); a reply that opened none is all answer (a model that does not think).
+
+    Example:
+        >>> split_thought("Add the tens: 10 + 30 = 40.\\n</think>\\n\\n42", opened=True)
+        ('Add the tens: 10 + 30 = 40.', '42')
+        >>> split_thought("<think>\\nAdd the tens")
+        ('Add the tens', '')
+        >>> split_thought("42")
+        ('', '42')
+    """
+    start = text.lstrip()
+    if start.startswith("<think>"):
+        text, opened = start.removeprefix("<think>"), True
+    thought, closed, answer = text.partition("</think>")
+    if not closed:
+        thought, answer = (text, "") if opened else ("", text)
+    return thought.strip(), answer.lstrip()

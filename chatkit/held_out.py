@@ -8,7 +8,8 @@ chatkit is installed from a wheel (on Colab) as well as in a checkout.
 - `held_out_questions(n)`: a chat up to a question with a known answer, and `is_correct(question,
   reply)`: the check `training/evaluate.py` scores the embedded model with (notebook 03);
 - `held_out_calculator_questions(n)`: sums, differences and products with the tool that answers
-  each (notebook 07).
+  each (notebook 07);
+- `held_out_thinking_questions(n)`: questions where thinking pays and where it does not (notebook 09).
 
 Example:
     >>> question = held_out_questions(1)[0]
@@ -55,6 +56,13 @@ def held_out_calculator_questions(n=48):
     """The first `n` held-out sums, differences and products, each with the tool that answers it
     ({"chat", "answer", "category", "tool"}): what notebook 07 asks with and without a calculator."""
     return _take(_data()["calculator_questions"], n, "calculator questions")
+
+
+def held_out_thinking_questions(n=60):
+    """The first `n` held-out questions for thinking on and off ({"kind", "chat", "answer", "category"}):
+    the kinds take turns: sums of two numbers, of three, two-step word problems, follow-ups on the earlier
+    answer, and facts (notebook 09)."""
+    return _take(_data()["thinking_questions"], n, "thinking questions")
 
 
 def held_out_source():

@@ -39,6 +39,11 @@ DEFAULT_HUB_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
 # read it back. Ungated (Apache-2.0), ~1 GB in bf16.
 DEFAULT_TOOLS_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
+# The Hub model that thinks (notebook 09) when online and nothing else is asked for. Qwen3-0.6B: ungated
+# (Apache-2.0), ~1.5 GB in bf16; its chat template switches thinking with `enable_thinking` (on by default)
+# and writes the thought as `<think>...</think>`, the format of the embedded model's thinking.
+DEFAULT_THINKING_MODEL = "Qwen/Qwen3-0.6B"
+
 # Environment variable that overrides the model every notebook uses.
 MODEL_ENV_VAR = "CHATKIT_MODEL"
 
@@ -88,15 +93,16 @@ def hub_reachable(timeout=1.5):
     return _can_connect(url.hostname, port, timeout)
 
 
-def default_model(tools=False):
+def default_model(tools=False, thinking=False):
     """The model a notebook should use: `CHATKIT_MODEL`, else the embedded model offline, else the Hub default
-    (`DEFAULT_TOOLS_MODEL` when the notebook needs a model that calls tools)."""
+    (`DEFAULT_TOOLS_MODEL` when the notebook needs a model that calls tools, `DEFAULT_THINKING_MODEL` one
+    that thinks)."""
     chosen = os.environ.get(MODEL_ENV_VAR, "").strip()
     if chosen:
         return chosen
     if not hub_reachable():
         return embedded_model_path()
-    return DEFAULT_TOOLS_MODEL if tools else DEFAULT_HUB_MODEL
+    return DEFAULT_THINKING_MODEL if thinking else DEFAULT_TOOLS_MODEL if tools else DEFAULT_HUB_MODEL
 
 
 def describe_model(model):

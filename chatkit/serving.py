@@ -15,7 +15,8 @@ What the OpenAI-style API cannot carry is refused, not dropped: a prefilled assi
 always starts a new reply), and generation settings it has no field for. `top_k` and
 `repetition_penalty` travel in `transformers serve`'s own `generation_config` field (with
 `do_sample=True` when sampling: the server would otherwise sample only if the model's own generation
-config says so); other servers ignore that field.
+config says so); other servers ignore that field. `enable_thinking` travels as the request's
+`chat_template_kwargs` (`transformers serve` and vLLM pass them to the chat template).
 
 The client speaks plain HTTP (Server-Sent Events for streaming) with the standard library, so it
 needs nothing beyond chatkit; the `openai` package and `huggingface_hub.InferenceClient` talk to the
@@ -201,7 +202,7 @@ def _tool_schema(tool):
     raise ValueError(f"a tool must be a Python function or a JSON schema (dict), got {type(tool).__name__}")
 
 
-def request_body(model, chat, stream, tools=None, **settings):
+def request_body(model, chat, stream, tools=None, enable_thinking=None, **settings):
     """The JSON body of a chat completion request for `chat` with chatkit's generation settings.
 
     Raises ValueError for what the API cannot carry: a chat that ends with an assistant message (a
@@ -235,6 +236,8 @@ def request_body(model, chat, stream, tools=None, **settings):
         body["generation_config"] = json.dumps({"do_sample": not greedy, **extra})
     if tools:
         body["tools"] = [_tool_schema(tool) for tool in tools]
+    if enable_thinking is not None:
+        body["chat_template_kwargs"] = {"enable_thinking": bool(enable_thinking)}
     return body
 
 

@@ -88,13 +88,14 @@ def city_facts(city: str) -> dict:
 EMBEDDED_TOOLS = [add, subtract, multiply, city_facts]
 
 # How `tokenizer.parse_response(text, schema=..., prefix=...)` reads the embedded model's replies back into
-# content and tool calls (transformers 5's response templates). It is not saved in the model's tokenizer
+# thinking, content and tool calls (transformers 5's response templates). It is not saved in the model's tokenizer
 # config: there, transformers 5.15-5.23's text-generation pipeline would return messages without a role and
 # keep <|im_end|> in prefilled replies.
 EMBEDDED_RESPONSE_TEMPLATE = {
     "start_anchor": "<|im_start|>assistant\n",
     "defaults": {"role": "assistant"},
     "fields": {
+        "thinking": {"open": "<think>", "close": "</think>"},  # with thinking on, the prompt writes the <think>
         "content": {"close": "<|im_end|>"},
         "tool_calls": {
             "open": "<tool_call>",

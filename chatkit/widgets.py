@@ -5,6 +5,10 @@ a conversation view, an input box (Enter sends), Send / Stop / Reset buttons, a 
 generation settings. Its `history` is the same list of `{"role", "content"}` dicts that
 `pipeline("text-generation")` takes, readable and settable from code. Errors show inside the widget.
 
+The "think" switch (`thinking=True`) passes `enable_thinking=True` to the chat template: the thought, split
+from the answer as it streams (`generation.split_thought`), shows folded above the reply; `history` keeps it
+as the message's `thinking`, which the template leaves out of later prompts.
+
 The reply is generated in a background thread (the notebook stays usable, Stop works mid-reply),
 except on Google Colab, whose front end does not show widget updates sent from a background thread
 (googlecolab/colabtools issue 3373): there it streams from the thread that handles the click or the
@@ -26,9 +30,9 @@ import threading
 import warnings
 
 from . import chat_window
-from .chat import message_text, split_system_prompt, validate_chat
+from .chat import message_text, message_thought, split_system_prompt, validate_chat
 from .chat_view import message_html, status_html
-from .generation import generation_settings, stream_reply
+from .generation import generation_settings, split_thought, stream_reply
 from .hub import default_model, describe_model
 from .loading import load_model
 from .machine import on_colab
@@ -44,11 +48,13 @@ MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
 class _Job:
     """One reply being generated: the event that stops it and the one set when it has ended."""
 
-    def __init__(self):
+    def __init__(self, thinking=False):
         self.stop_event = threading.Event()
         self.done = threading.Event()
         self.cancelled = False  # set by reset / a new history: the job's result is thrown away
         self.notes = []  # what was adapted in the chat the model saw, for the status line
+        self.thinking = thinking  # generate with the template's thinking switch on
+        self.opened = False  # the prompt ends in <think>: the reply starts inside a thought
 
 
 class ChatWidget:
@@ -63,6 +69,7 @@ class ChatWidget:
         background: generate in a background thread (default: everywhere but on Colab, see above).
         tools: Python functions the model may call (`chatkit.tools`): calls and results show as
             messages, and the model answers after reading them.
+        thinking: start with the "think" switch on (a thinking model thinks before it answers).
 
     The input box sends on Enter only: clicking elsewhere keeps a half-typed message in the box. While a
     reply streams, `history` ends with the user's message; the reply is added when it finishes or is
@@ -83,6 +90,7 @@ class ChatWidget:
         history=None,
         background=None,
         tools=None,
+        thinking=False,
     ):
         generation_settings(max_new_tokens=max_new_tokens, temperature=temperature)  # ValueError if impossible
         if max_new_tokens > MAX_NEW_TOKENS_LIMIT:
@@ -92,6 +100,8 @@ class ChatWidget:
             )
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ValueError(f"system_prompt must be a string (or None for none), got {type(system_prompt).__name__}")
+        if not isinstance(thinking, bool):
+            raise ValueError(f"thinking must be True or False (the think switch), got {thinking!r}")
         if tools is not None:
             functions_by_name(tools)  # ValueError now, not at the first message
         self.tools = tools
@@ -102,7 +112,7 @@ class ChatWidget:
         self._job = None
         self._lock = threading.Lock()
 
-        window = chat_window.build(system_prompt or "", max_new_tokens, temperature, MAX_NEW_TOKENS_LIMIT)
+        window = chat_window.build(system_prompt or "", max_new_tokens, temperature, MAX_NEW_TOKENS_LIMIT, thinking)
         self.system_prompt, self.max_new_tokens, self.decoding = (
             window.system_prompt,
             window.max_new_tokens,
@@ -114,6 +124,7 @@ class ChatWidget:
             window.status,
             window.input,
         )
+        self.thinking = window.thinking
         self.send_button, self.stop_button, self.reset_button = window.send, window.stop, window.reset
         self.ui = window.ui
         self.decoding.observe(self._on_decoding, names="value")
@@ -202,7 +213,7 @@ class ChatWidget:
         except ValueError as error:
             self._show_status(str(error), error=True)
             return False
-        job = _Job()
+        job = _Job(thinking=self.thinking.value)
         with self._lock:
             self._messages.append(user_message)
             self._job = job
@@ -245,13 +256,14 @@ class ChatWidget:
         return not self.busy
 
     # ----------------------------------------------------------------- the background stream
-    def _model_chat(self, chat, max_new_tokens):
-        """The chat as the model gets it, and notes for the reader on what was adapted."""
+    def _model_chat(self, chat, max_new_tokens, switch):
+        """The chat as the model gets it, notes for the reader on what was adapted, and whether its prompt
+        opens a thought (`switch`: the template's thinking switch, if on)."""
         notes = []
         if self.tokenizer is None:  # a model behind a server: the server applies its template
-            return chat, notes
-        _, folded = apply_template_with_fallback(
-            self.tokenizer, chat, announce=False, tokenize=False, add_generation_prompt=True
+            return chat, notes, False
+        prompt, folded = apply_template_with_fallback(
+            self.tokenizer, chat, announce=False, tokenize=False, add_generation_prompt=True, **switch
         )
         if folded:
             chat = fold_system_message(chat)
@@ -261,16 +273,18 @@ class ChatWidget:
             )
         context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
         if isinstance(context, int) and context > 0:
-            chat, dropped = fit_to_context(chat, self.tokenizer, context, max_new_tokens=max_new_tokens, announce=False)
+            chat, dropped = fit_to_context(chat, self.tokenizer, context, max_new_tokens, announce=False, **switch)
             if dropped:
                 notes.append(
                     f"The {dropped} oldest messages were left out to fit the model's context of "
                     f"{context} tokens (the history keeps them)."
                 )
-        return chat, notes
+        return chat, notes, prompt.rstrip().endswith("<think>")
 
     def _stream(self, job, chat, settings, reply_view, text):
         views = [reply_view]  # the view the next reply streams into (send made the first one)
+        thoughts = []  # the thought of the reply generate wrote, until its message comes out of the loop
+        switch = {"enable_thinking": job.thinking}  # off said out loud: Qwen3's template thinks unless told
 
         def generate(messages):
             if not views:  # after a tool call and its results: a new assistant view, unless Stop came
@@ -278,23 +292,26 @@ class ChatWidget:
                     return None  # the calls and their results stay; tool_loop asks for no new reply
                 views.append(self._message_widget("assistant", "", streaming=True))
                 self.view.children = self.view.children + (views[0],)
-            reply = ""
+            reply, thought, answer = "", "", ""
             for piece in stream_reply(
                 self.model,
                 self.tokenizer,
                 messages,
                 stop_event=job.stop_event,
                 **settings,
+                **switch,
                 **({"tools": self.tools} if self.tools else {}),
             ):
                 reply += piece
+                thought, answer = split_thought(reply, job.opened) if job.thinking else ("", reply)
                 if not job.cancelled:
-                    views[0].value = message_html("assistant", reply, streaming=True)
-            return reply
+                    views[0].value = message_html("assistant", answer, streaming=True, thought=thought)
+            thoughts.append(thought)
+            return answer  # the tool loop reads calls in the answer only, never in the thought
 
         new = []  # the reply, and before it any tool calls and their results
         try:
-            chat, job.notes = self._model_chat(chat, settings["max_new_tokens"])
+            chat, job.notes, job.opened = self._model_chat(chat, settings["max_new_tokens"], switch)
             if job.notes and not job.cancelled:
                 self._show_status(" ".join(job.notes + ["replying…"]))
             replies = (
@@ -308,7 +325,10 @@ class ChatWidget:
                     if message["role"] == "tool":
                         self.view.children = self.view.children + (self._message_widget("tool", message["content"]),)
                     else:
-                        views.pop().value = message_html("assistant", message_text(message))
+                        thought = thoughts.pop()
+                        if thought:  # in the loop's chat too: the template shows this turn's thoughts
+                            message["thinking"] = thought
+                        views.pop().value = message_html("assistant", message_text(message), thought=thought)
                         if job.stop_event.is_set() or job.cancelled:
                             break  # stopped during this reply: it stays as written; a call in it is not run
             except ToolLoopError:
@@ -360,13 +380,15 @@ class ChatWidget:
             self._show_busy(False)
 
     # ----------------------------------------------------------------- view helpers
-    def _message_widget(self, role, content, streaming=False):
-        return chat_window.message_widget(role, content, streaming)
+    def _message_widget(self, role, content, streaming=False, thought=""):
+        return chat_window.message_widget(role, content, streaming, thought)
 
     def _render_view(self):
         with self._lock:
             messages = list(self._messages)
-        self.view.children = tuple(self._message_widget(m["role"], message_text(m)) for m in messages)
+        self.view.children = tuple(
+            self._message_widget(m["role"], message_text(m), thought=message_thought(m)) for m in messages
+        )
 
     def _show_status(self, text, error=False):
         self.status.value = status_html(text, error)
@@ -412,14 +434,14 @@ class ChatWidget:
     def _ipython_display_(self):
         """Show the widget's view, with this object's repr as its text (the view's model id is random) and
         the transcript as HTML: what GitHub and nbviewer show, since they cannot run the live widget."""
-        transcript = "".join(message_html(m["role"], message_text(m)) for m in self.history)
+        transcript = "".join(message_html(m["role"], message_text(m), thought=message_thought(m)) for m in self.history)
         display_widget(self.ui, repr(self), f'<div class="chatkit-transcript">{transcript}</div>')
 
 
 def chat_widget(model_id=None, **kwargs):
     """Load `model_id` (default: `chatkit.default_model()`) and return a `ChatWidget` for it.
 
-    Keyword arguments go to `ChatWidget` (system_prompt, max_new_tokens, temperature, history).
+    Keyword arguments go to `ChatWidget` (system_prompt, max_new_tokens, temperature, history, thinking).
     """
     model, tokenizer = load_model(model_id or default_model())
     return ChatWidget(model, tokenizer, **kwargs)

@@ -23,7 +23,16 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from training import corpus  # noqa: E402
-from training.evaluate import EVAL_SEED, evaluate, evaluate_tools, tool_conversations  # noqa: E402
+from training.evaluate import (  # noqa: E402
+    EVAL_SEED,
+    evaluate,
+    evaluate_phrasings,
+    evaluate_thinking,
+    evaluate_tools,
+    load_phrasings,
+    tool_conversations,
+)
+from training.thinking import QUESTION_KINDS, thinking_questions  # noqa: E402
 from training.tokenizer import build_tokenizer  # noqa: E402
 from training.train import train  # noqa: E402
 
@@ -39,7 +48,34 @@ CHAT_TOOLS = dict(
     steps=8000, lr=8e-4, warmup=100, drill_only=0.0, drill_mix=0.2, arithmetic_weight=0.6, tool_mix=0.7, seq_len=512
 )
 DRAFT_TOOLS = dict(steps=1500, lr=1e-3, warmup=50, drill_only=0.0, drill_mix=0.2, tool_mix=0.6, seq_len=512)
+# Last stage of the chat model: the thinking switch (training/thinking.py) and the many ways learners ask
+# (training/phrasing.py), mixed with everything before so the earlier skills stay. The draft keeps its
+# tools stage: it shares the tokenizer, and thinking needs no new token.
+CHAT_THINKING = dict(
+    steps=5000,
+    lr=6e-4,
+    warmup=100,
+    drill_only=0.0,
+    drill_mix=0.1,
+    arithmetic_weight=0.4,
+    tool_mix=0.35,
+    thinking_mix=0.45,
+    rephrase=0.5,
+    seq_len=512,
+)
 CARD_EVAL_CONVERSATIONS = 400
+THINKING_EVAL_SEED = EVAL_SEED + 11  # held-out thinking questions (training draws from seeds ≥ 7,919)
+THINKING_LABELS = {
+    "two_numbers": "sums and differences of two numbers",
+    "three_numbers": "multi-step sums (three numbers)",
+    "word_problem": "two-step word problems",
+    "followup": "follow-ups on the earlier answer",
+    "fact": "facts (capitals, legs, colours, counts, countries)",
+}
+PHRASING_LABELS = {
+    "plain": "plain questions (no tools in the prompt): answered right",
+    "tool_call": "with the four tools listed: the right call (or none)",
+}
 TOOL_LABELS = {
     "call_right": "a listed tool answers: exactly that call, right arguments",
     "no_call": "no listed tool answers: no call",
@@ -109,6 +145,23 @@ def evaluate_and_write_card(out, threads, eval_n):
         if name in tool_figures
     ]
 
+    questions = thinking_questions(eval_n // 2, seed=THINKING_EVAL_SEED)
+    thought = evaluate_thinking(chat, tokenizer, questions)
+    thinking_rows = [
+        f"| {THINKING_LABELS[kind]} | {thought[kind + '_on'][1]} | {thought[kind + '_off'][0]:.1%} | "
+        f"{thought[kind + '_on'][0]:.1%} | {thought[kind + '_think_tokens'][0]:.1f} |"
+        for kind in QUESTION_KINDS
+    ]
+    phrased = evaluate_phrasings(chat, tokenizer, load_phrasings())
+    phrasing_rows = [
+        f"| {label} | {phrased[name][1]} | {phrased[name][0]:.1%} |" for name, label in PHRASING_LABELS.items()
+    ]
+    phrasing_rows += [
+        f"| &nbsp;&nbsp;{name.split(':')[1]} ({'no tools' if name.startswith('plain') else 'tools'}) | {n} | {value:.1%} |"
+        for name, (value, n) in sorted(phrased.items())
+        if ":" in name
+    ]
+
     def fig(name, template=True):
         return f"{figures[template].get(name, (float('nan'), 0))[0]:.1%}"
 
@@ -143,6 +196,12 @@ def evaluate_and_write_card(out, threads, eval_n):
         "eval_table": "\n".join(rows),
         "agreement": f"{agreement:.0%}",
         "tool_table": "\n".join(tool_rows),
+        "thinking_table": "\n".join(thinking_rows),
+        "thinking_n": len(questions),
+        "thinking_seed": THINKING_EVAL_SEED,
+        "off_no_block": f"{thought['off_no_block'][0]:.1%}",
+        "thinking_stops": f"{thought['stops'][0]:.1%}",
+        "phrasing_table": "\n".join(phrasing_rows),
         "tools_mix_pct": f"{CHAT_TOOLS['tool_mix'] * 100:.0f}",
         "drill_pct": f"{CHAT['drill_only'] * 100:.0f}",
         "drill_mix_pct": f"{CHAT['drill_mix'] * 100:.0f}",
@@ -151,6 +210,7 @@ def evaluate_and_write_card(out, threads, eval_n):
         **{f"arith_{k}": v for k, v in CHAT_ARITHMETIC.items()},
         **{f"tools_{k}": v for k, v in CHAT_TOOLS.items()},
         **{f"draft_tools_{k}": v for k, v in DRAFT_TOOLS.items()},
+        **{f"thinking_{k}": v for k, v in CHAT_THINKING.items()},
     }
     for name, cfg in (("chat", CHAT), ("draft", DRAFT)):
         config = json.loads((out / name / "config.json").read_text())
@@ -159,7 +219,7 @@ def evaluate_and_write_card(out, threads, eval_n):
     write_card(out, info)
     (out / "chat" / "README.md").chmod(0o644)
     print(json.dumps({k: v for k, v in info.items() if not k.endswith("_table")}, indent=1))
-    print("\n".join(rows + tool_rows))
+    print("\n".join(rows + tool_rows + thinking_rows + phrasing_rows))
     return figures
 
 
@@ -186,10 +246,15 @@ def main(argv=None):
     parser.add_argument("--eval-n", type=int, default=CARD_EVAL_CONVERSATIONS)
     parser.add_argument(
         "--from-stage",
-        choices=["start", "tools"],
+        choices=["start", "tools", "thinking"],
         default="start",
-        help="tools: train only the last stage, from the chat and draft models already in --out "
+        help="tools / thinking: train from that stage on, from the models already in --out "
         "(what a full build has before that stage)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the thinking stage from its last checkpoint (build/thinking-stage.pt)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -213,32 +278,33 @@ def main(argv=None):
             ):
                 train(tokenizer, out, threads=args.threads, **kwargs)
                 stages[name].append(json.loads((out / "training_run.json").read_text()))
-        else:  # the tools stage only, from the models already in --out
+        else:  # from a later stage, from the models already in --out
             tokenizer = build_tokenizer(seed=SEED)  # byte-identical to the one the earlier stages used
             stages = {}
+            later = ("tool_mix", "thinking_mix") if args.from_stage == "tools" else ("thinking_mix",)
             for name, out in (("chat", chat_dir), ("draft", draft_dir)):
                 run = json.loads((out / "training_run.json").read_text())  # one stage, or a record of several
-                stages[name] = [stage for stage in run.get("stages", [run]) if not stage.get("tool_mix")]
+                stages[name] = [stage for stage in run.get("stages", [run]) if not any(stage.get(k) for k in later)]
+        (ROOT / "build").mkdir(exist_ok=True)  # the thinking stage's checkpoint
+        if args.from_stage != "thinking":
+            for name, run in _tools_stage(
+                tokenizer, chat_dir, draft_dir, arch, draft_arch, args.threads, quick
+            ).items():
+                stages[name].append(run)
         train(
             tokenizer,
             chat_dir,
-            seed=SEED + 3,
+            seed=SEED + 5,
             threads=args.threads,
             init_from=chat_dir,
+            checkpoint=ROOT / "build" / "thinking-stage.pt",
+            resume=args.resume,
             **arch,
-            **dict(CHAT_TOOLS, **quick),
+            **dict(CHAT_THINKING, **quick),
         )
-        train(
-            tokenizer,
-            draft_dir,
-            seed=SEED + 4,
-            threads=args.threads,
-            init_from=draft_dir,
-            **draft_arch,
-            **dict(DRAFT_TOOLS, **quick),
-        )
-        for name, out in (("chat", chat_dir), ("draft", draft_dir)):
-            runs = stages[name] + [json.loads((out / "training_run.json").read_text())]
+        stages["chat"].append(json.loads((chat_dir / "training_run.json").read_text()))
+        for name, out in (("chat", chat_dir), ("draft", draft_dir)):  # the draft has no thinking stage
+            runs = stages[name]
             record = {
                 "train_minutes": round(sum(r["train_minutes"] for r in runs), 1),
                 "threads": args.threads,
@@ -247,6 +313,19 @@ def main(argv=None):
             (out / "training_run.json").write_text(json.dumps(record, indent=2) + "\n")
     evaluate_and_write_card(args.out, args.threads, args.eval_n)
     print(f"wrote {args.out / 'chat'} and {args.out / 'draft'}")
+
+
+def _tools_stage(tokenizer, chat_dir, draft_dir, arch, draft_arch, threads, quick):
+    """The tools stage of both models, each from its own earlier weights; returns each one's run record."""
+    for out, seed, shape, recipe in (
+        (chat_dir, SEED + 3, arch, CHAT_TOOLS),
+        (draft_dir, SEED + 4, draft_arch, DRAFT_TOOLS),
+    ):
+        train(tokenizer, out, seed=seed, threads=threads, init_from=out, **shape, **dict(recipe, **quick))
+    return {
+        name: json.loads((out / "training_run.json").read_text())
+        for name, out in (("chat", chat_dir), ("draft", draft_dir))
+    }
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ sys.path.insert(0, str(ROOT))
 from chatkit.held_out import CHATS_SEED, DATA_FILE  # noqa: E402
 from training.corpus import conversations, tool_conversation  # noqa: E402
 from training.evaluate import EVAL_SEED  # noqa: E402
+from training.thinking import thinking_questions  # noqa: E402
 
 N_CHATS = 64  # for perplexity and next-token agreement (notebook 04)
 N_QUESTIONS = 96  # conversations scanned for their first checked question (notebook 03)
 N_CALCULATOR = 48  # sums, differences and products for the calculator tools (notebook 07)
+N_THINKING = 60  # questions where thinking pays, and facts where it does not (notebook 09)
 
 
 def questions(n_conversations=N_QUESTIONS, seed=EVAL_SEED):
@@ -59,10 +61,11 @@ def calculator_questions(n=N_CALCULATOR, seed=CHATS_SEED):
 def build():
     return {
         "source": f"training/corpus.py: chats and calculator questions with seed {CHATS_SEED}, "
-        f"questions with seed {EVAL_SEED}",
+        f"questions with seed {EVAL_SEED}; training/thinking.py: thinking questions with seed {CHATS_SEED}",
         "chats": [conv.messages for conv in conversations(N_CHATS, seed=CHATS_SEED)],
         "questions": questions(),
         "calculator_questions": calculator_questions(),
+        "thinking_questions": thinking_questions(N_THINKING, seed=CHATS_SEED),
     }
 
 

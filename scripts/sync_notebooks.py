@@ -33,6 +33,7 @@ EXTRA_PACKAGES = {
     "04_memory": ["bitsandbytes"],
     "05_performance": ["bitsandbytes"],
     "08_serving": ["transformers[serving]"],
+    "09_thinking": ["transformers[serving]"],
 }
 
 

@@ -47,3 +47,26 @@ def greedy(model, ids, n, **kwargs):
         return model.generate(
             ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n, min_new_tokens=n, **kwargs
         )
+
+
+class ScriptedModel:
+    """Stands in for a local model: writes the given replies in turn after any prompt (the last one again
+    when they run out), streaming them token by token when asked, and keeps the prompts it was given as text."""
+
+    device = torch.device("cpu")
+    config = None  # no known context: no guard, nothing cut
+
+    def __init__(self, tokenizer, *replies):
+        self.tokenizer = tokenizer
+        self.replies = [tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"] for text in replies]
+        self.prompts = []
+
+    def generate(self, input_ids, attention_mask=None, streamer=None, **kwargs):
+        self.prompts.append(self.tokenizer.decode(input_ids[0]))
+        new = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        if streamer is not None:
+            streamer.put(input_ids)  # the prompt, which the streamer skips
+            for token in new[0]:
+                streamer.put(token[None])
+            streamer.end()
+        return torch.cat([input_ids, new], dim=1)

@@ -46,6 +46,9 @@ def test_valid_chats_are_returned_unchanged():
         [USER, calling(CALL), {"role": "tool", "content": "22°C", "tool_call_id": "call_1", "name": "get_weather"}],
         [USER, calling(CALL), {"role": "tool", "content": [{"type": "text", "text": "22°C"}], "name": None}],
         [{"role": "user", "content": "Hi", "tool_calls": "ignored on a user message"}],
+        [USER, {"role": "assistant", "content": "42", "thinking": "Add the tens."}],
+        [USER, {"role": "assistant", "content": "42", "reasoning_content": "Add the tens.", "thinking": None}],
+        [{"role": "user", "content": "Hi", "thinking": 3}],  # only an assistant's thought is read
     ],
 )
 def test_every_shape_transformers_accepts_is_valid(chat):
@@ -118,6 +121,9 @@ def test_every_shape_transformers_accepts_is_valid(chat):
         ([USER, calling(CALL), {"role": "tool"}], "message 2 has no 'content' field"),
         ([USER, calling(CALL), {"role": "tool", "content": "22", "tool_call_id": 1}], "message 2: 'tool_call_id'"),
         ([USER, calling(CALL), {"role": "tool", "content": "22", "name": ["f"]}], "message 2: 'name' must be a"),
+        # an assistant's thought
+        ([USER, {"role": "assistant", "content": "42", "thinking": ["Add."]}], "message 1: 'thinking' must be a str"),
+        ([USER, {"role": "assistant", "content": "", "reasoning_content": 4}], "message 1: 'reasoning_content' must"),
         # text that is not text: a lone surrogate breaks the tokenizer, so it is refused here, where it is
         ([{"role": "user", "content": "\ud800"}], "message 0: 'content' holds a lone surrogate"),
         (

@@ -76,6 +76,61 @@ def test_any_other_body_is_an_answer_and_is_checked(function):
     assert repr(takes_a_function(function)).startswith(("Right: ", "Not yet: "))
 
 
+class PlaceholderMethod:  # a class to complete: one of its methods is still the placeholder
+    def __init__(self, event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs): ...  # True once self.event is set
+
+
+class DocumentedPlaceholderMethod:
+    @staticmethod
+    def helper():
+        return 1
+
+    def __call__(self, x):
+        """What the learner should write."""
+        ...
+
+
+class CompletedMethods(PlaceholderMethod):  # the placeholder is inherited, not its own: it overrides it
+    def __call__(self, input_ids, scores, **kwargs):
+        return self.event.is_set()
+
+
+class InheritsOnly(PlaceholderMethod):
+    pass
+
+
+class ReturnsEllipsis:
+    def __call__(self, x):
+        return ...
+
+
+@check
+def takes_a_class(cls):
+    return f"got {cls.__name__}"
+
+
+@pytest.mark.parametrize("cls", [PlaceholderMethod, DocumentedPlaceholderMethod])
+def test_a_class_with_a_method_whose_body_is_only_the_placeholder_is_not_answered(cls):
+    assert checking.unanswered(cls)
+    assert repr(takes_a_class(cls)) == f"Not answered yet: {NOT_ANSWERED}"
+
+
+@pytest.mark.parametrize("cls", [CompletedMethods, InheritsOnly, ReturnsEllipsis, int])
+def test_a_class_whose_own_methods_have_bodies_is_checked(cls):
+    assert not checking.unanswered(cls)
+    assert repr(takes_a_class(cls)) == f"Right: got {cls.__name__}"
+    assert not checking.unanswered(PlaceholderMethod(None))  # an instance is a value, checked as it is
+
+
+def test_a_class_without_readable_source_is_checked_as_it_is():
+    namespace = {}
+    exec("class Typed:\n    def __call__(self, x):\n        ...\n", namespace)
+    assert not checking.unanswered(namespace["Typed"])
+
+
 def test_a_function_without_readable_source_is_checked_as_it_is():
     namespace = {}
     exec("def typed_in_a_string(x):\n    ...\n", namespace)  # no file: its source cannot be read

@@ -3,15 +3,15 @@ an exercise left open says "Not answered yet", in the tests and in the committed
 
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 import chatkit
-from chatkit import checking, counting, exercises, sizing
+from chatkit import checking, counting, exercises, memory, sizing
 from chatkit.catalog import CATALOG
-from chatkit.machine import COMMON_HARDWARE
 
 
 def right(verdict):
@@ -28,7 +28,9 @@ def test_an_unanswered_exercise_says_so_and_raises_nothing():
     for check, args in [
         (exercises.persona, (...,)),
         (exercises.greedy_reply, (..., None, None, None)),
-        (exercises.fit_16gb, ({"a"}, ...)),
+        (exercises.meta_footprint, (..., True)),
+        (exercises.kv_cache_by_hand, (..., ..., None)),
+        (exercises.stop_when_set, (StopWhenSetPlaceholder,)),
     ]:
         verdict = check(*args)
         assert not verdict and repr(verdict) == f"Not answered yet: {checking.NOT_ANSWERED}"
@@ -48,12 +50,20 @@ def tokens_per_second_placeholder(completion, seconds):
     ...
 
 
+class StopWhenSetPlaceholder:  # notebook 06's exercise 6.3 as the learner finds it
+    def __init__(self, event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs): ...  # True once self.event is set
+
+
 @pytest.mark.parametrize(
     "check, placeholder",
     [
         (exercises.reply_text, reply_text_placeholder),
         (exercises.parse_json, parse_json_placeholder),
         (exercises.tokens_per_second, tokens_per_second_placeholder),
+        (exercises.stop_when_set, StopWhenSetPlaceholder),
     ],
 )
 def test_a_function_left_as_its_placeholder_is_not_answered_yet(check, placeholder):
@@ -137,22 +147,22 @@ def test_committed_exercises_show_only_not_answered_yet(path):
 
 
 def _function_cells(folder, checks=None):
-    """(notebook, cell index, source, check) of each exercise cell that passes its check a function the
-    cell defines; or, given `checks`, of each exercise cell that calls one of them."""
+    """(notebook, cell index, source, check) of each exercise cell that passes its check a function (or a
+    class) the cell defines; or, given `checks`, of each exercise cell that calls one of them."""
     for path in sorted((Path(__file__).parent.parent / folder).glob("*.ipynb")):
         for index, source, _ in _exercise_cells(json.loads(path.read_text(encoding="utf-8"))):
             called = re.search(r"^exercises\.(\w+)\((\w+)\)", source, re.MULTILINE)
             if called is None:
                 continue
             check, argument = called.groups()
-            defined = re.findall(r"^def (\w+)\(", source, re.MULTILINE)
+            defined = re.findall(r"^(?:def|class) (\w+)\b", source, re.MULTILINE)
             if (check in checks) if checks is not None else (argument in defined):
                 yield path.name, index, source, check
 
 
 def test_function_exercises_run_as_jupyter_runs_them_say_not_answered_yet_or_right():
-    """Each notebook's exercise cell that defines its placeholder function says "Not answered yet" (what its
-    committed output will show once executed again); each solution's says "Right"."""
+    """Each notebook's exercise cell that defines its placeholder function (or class) says "Not answered yet"
+    (what its committed output will show once executed again); each solution's says "Right"."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
@@ -166,8 +176,8 @@ def test_function_exercises_run_as_jupyter_runs_them_say_not_answered_yet_or_rig
             verdicts[folder, name, index] = repr(result.result)
     opened = [v for (folder, *_), v in verdicts.items() if folder == "notebooks"]
     solved = [v for (folder, *_), v in verdicts.items() if folder == "solutions"]
-    assert len(opened) >= 3 and set(opened) == {f"Not answered yet: {checking.NOT_ANSWERED}"}, verdicts  # 1.3, 7.3, 8.2
-    assert len(solved) >= 3 and all(v.startswith("Right: ") for v in solved), verdicts
+    assert len(opened) >= 4 and set(opened) == {f"Not answered yet: {checking.NOT_ANSWERED}"}, verdicts  # 1.3, 6.3, ...
+    assert len(solved) >= 4 and all(v.startswith("Right: ") for v in solved), verdicts
 
 
 SYSTEM = {"role": "system", "content": "You are a pirate."}
@@ -244,39 +254,30 @@ def test_bf16_gigabytes():
     wrong(exercises.bf16_gigabytes("14.5 GB"), "a number")
 
 
-MODELS_02 = [
-    "SmolLM2-360M-Instruct",
-    "Qwen2.5-0.5B-Instruct",
-    "Llama-3.2-1B-Instruct",
-    "gemma-2-2b-it",
-    "Phi-3-mini-4k-instruct",
-    "Mistral-7B-Instruct-v0.3",
-    "Meta-Llama-3-8B-Instruct",
-    "gemma-2-9b-it",
-    "Mistral-Nemo-Instruct-2407",
-    "Mixtral-8x7B-Instruct-v0.1",
-    "Llama-3.1-70B-Instruct",
-]
+def _mistral_on_meta(**kwargs):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(**CATALOG[exercises.MISTRAL_7B].config)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, **kwargs)
 
 
-CATALOG_ID = {name.rsplit("/", 1)[-1]: name for name in CATALOG}
-
-
-def test_fit_16gb_accepts_short_names_and_repo_ids_in_any_container():
-    fits = [n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=4096).fits(16 * 2**30)]
-    assert 2 < len(fits) < len(MODELS_02)
-    right(exercises.fit_16gb(fits, MODELS_02))
-    right(exercises.fit_16gb(set(fits), MODELS_02))
-    right(exercises.fit_16gb([CATALOG_ID[n] for n in fits], MODELS_02))
-    weights_only = [
-        n for n in MODELS_02 if sizing.estimate_memory(n, "bf16", context_length=0, overhead=0).fits(16 * 2**30)
-    ]
-    if set(weights_only) != set(fits):
-        wrong(exercises.fit_16gb(weights_only, MODELS_02), "do not fit")
-    wrong(exercises.fit_16gb(fits[:-1], MODELS_02), "1 more of the list fit")
-    wrong(exercises.fit_16gb(fits + ["Llama-3.1-70B-Instruct"], MODELS_02), "1 of your models do not fit")
-    wrong(exercises.fit_16gb(fits + ["gpt-4"], MODELS_02), "not in it")
-    wrong(exercises.fit_16gb("SmolLM2-360M-Instruct", MODELS_02), "not one string")
+def test_meta_footprint():
+    bf16 = _mistral_on_meta(dtype=torch.bfloat16)
+    footprint = bf16.get_memory_footprint()
+    params = counting.count_parameters(exercises.MISTRAL_7B).total
+    assert footprint - 2 * params < 10_000  # the weights, and the rotary embedding's small buffers
+    right(exercises.meta_footprint(footprint, footprint <= 16 * 2**30))
+    right(exercises.meta_footprint(footprint, footprint < 16e9))  # 10^9 or 2^30: the same answer here
+    right(exercises.meta_footprint(bf16.get_memory_footprint(return_buffers=False), True))
+    wrong(exercises.meta_footprint(footprint, False), "16 GiB")
+    wrong(exercises.meta_footprint(footprint, "yes"), "True or False")
+    fp32 = _mistral_on_meta().get_memory_footprint()  # no dtype: float32
+    wrong(exercises.meta_footprint(fp32, fp32 <= 16 * 2**30), "dtype")
+    wrong(exercises.meta_footprint(params, True), "get_memory_footprint")
+    llama = 2 * counting.count_parameters("meta-llama/Meta-Llama-3-8B-Instruct").total  # §2.2's model, in bf16
+    wrong(exercises.meta_footprint(llama, llama <= 16 * 2**30), "not Mistral-7B's footprint")
+    wrong(exercises.meta_footprint(f"{footprint / 2**30:.1f} GiB", True), "in bytes")
 
 
 @pytest.fixture(scope="module")
@@ -432,23 +433,45 @@ def test_the_four_bit_check_leaves_the_why_to_the_quiz(four_bit):
     assert asked and all(word in asked[0].reason for word in ("embeddings", "norms", "scales"))
 
 
-def _fits(tokens):
-    a100 = next(h for h in COMMON_HARDWARE if h.name == "A100/H100 80GB")
-    return sizing.estimate_memory(exercises.LLAMA_70B, "4bit", context_length=tokens).fits(a100)
+def _cache_of_100(model, tokens=100):
+    ids = torch.randint(0, model.config.vocab_size, (1, tokens), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return model(ids, use_cache=True).past_key_values
 
 
-def test_longest_context_accepts_any_answer_within_five_percent_of_the_longest():
-    low, high = 1, 10**7
-    while low < high:  # the longest context that fits, by bisection
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if _fits(middle) else (low, middle - 1)
-    assert 8192 < low < 131072
-    right(exercises.longest_context(low))
-    right(exercises.longest_context(int(low * 0.97)))
-    right(exercises.longest_context(low // 1024 * 1024))
-    wrong(exercises.longest_context(low + 1), "does not fit")
-    wrong(exercises.longest_context(low // 2), "5% longer still fits")
-    wrong(exercises.longest_context(float(low)), "whole number")
+def _bytes(tensors):
+    return sum(t.nelement() * t.element_size() for t in tensors)
+
+
+def test_kv_cache_by_hand(chat_model, small_llama):
+    model, _ = chat_model
+    cache = _cache_of_100(model)
+    nbytes = _bytes(t for layer in cache.layers for t in (layer.keys, layer.values))
+    assert nbytes == memory.cache_bytes(cache) == sizing.kv_cache_bytes(model.config, 100, dtype="fp32")
+    right(exercises.kv_cache_by_hand(cache, nbytes, model))
+    right(exercises.kv_cache_by_hand(cache, sizing.kv_cache_bytes(model.config, 100, dtype="fp32"), model))
+    wrong(exercises.kv_cache_by_hand(cache, _bytes(layer.keys for layer in cache.layers), model), "values")
+    layer = cache.layers[0]
+    wrong(exercises.kv_cache_by_hand(cache, _bytes([layer.keys, layer.values]), model), "one layer")
+    wrong(exercises.kv_cache_by_hand(cache, nbytes + 1, model), "nelement() * element_size()")
+    wrong(exercises.kv_cache_by_hand(_cache_of_100(model, 64), nbytes, model), "holds 64 tokens")
+    wrong(exercises.kv_cache_by_hand(cache.layers, nbytes, model), "past_key_values")
+    wrong(exercises.kv_cache_by_hand(cache, nbytes, small_llama), "the model you passed")
+    wrong(exercises.kv_cache_by_hand(cache, _bytes([layer.keys]), model), "one layer")  # its keys only
+    wrong(exercises.kv_cache_by_hand(cache, "614 KB", model), "nelement() * element_size()")
+
+
+def test_kv_cache_by_hand_in_bf16_and_in_a_one_layer_model():
+    from chatkit import toy_models
+
+    for model in (toy_models.random_llama(64, 3, dtype="bfloat16", vocab_size=256), toy_models.random_llama(64, 1)):
+        cache = _cache_of_100(model)
+        right(exercises.kv_cache_by_hand(cache, sizing.kv_cache_bytes(model.config, 100, dtype=model.dtype), model))
+        keys = _bytes(layer.keys for layer in cache.layers)
+        wrong(exercises.kv_cache_by_hand(cache, keys, model), "values")
+        first = _bytes([cache.layers[0].keys, cache.layers[0].values])
+        if len(cache.layers) > 1:
+            wrong(exercises.kv_cache_by_hand(cache, first, model), "one layer")
 
 
 def test_predicted_rate(chat_model):
@@ -493,59 +516,125 @@ def test_assisted_kwargs(chat_model):
     wrong(exercises.assisted_kwargs("prompt_lookup_num_tokens=3", model, tokenizer), "a dict")
 
 
+def _stream(model, tokenizer, question, skip_prompt=True, skip_special_tokens=True, **settings):
+    """The chunks of §6.4's loop: a TextIteratorStreamer fed by generate in a thread."""
+    from transformers import TextIteratorStreamer
+
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, return_dict=True, return_tensors="pt"
+    )
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=skip_prompt, skip_special_tokens=skip_special_tokens)
+    settings = {"max_new_tokens": 64, "do_sample": False, **settings}
+    thread = threading.Thread(target=model.generate, kwargs=dict(**inputs, streamer=streamer, **settings))
+    thread.start()
+    chunks = list(streamer)
+    thread.join()
+    return chunks
+
+
+QUESTION = "What is the capital of France?"
+
+
+def test_streamed_chunks(chat_model):
+    model, tokenizer = chat_model
+    chunks = _stream(model, tokenizer, QUESTION)
+    assert len(chunks) > 1
+    right(exercises.streamed_chunks(chunks, QUESTION, model, tokenizer))
+    wrong(exercises.streamed_chunks("".join(chunks), QUESTION, model, tokenizer), "list")
+    wrong(exercises.streamed_chunks([1, 2], QUESTION, model, tokenizer), "text chunks")
+    with_prompt = _stream(model, tokenizer, QUESTION, skip_prompt=False)
+    wrong(exercises.streamed_chunks(with_prompt, QUESTION, model, tokenizer), "more than the reply")
+    with_special = _stream(model, tokenizer, QUESTION, skip_special_tokens=False)
+    wrong(exercises.streamed_chunks(with_special, QUESTION, model, tokenizer), "more than the reply")
+    short = _stream(model, tokenizer, QUESTION, max_new_tokens=3)
+    wrong(exercises.streamed_chunks(short, QUESTION, model, tokenizer), "they stop early")
+    wrong(exercises.streamed_chunks(_stream(model, tokenizer, "Hi!"), QUESTION, model, tokenizer), "not the reply")
+    wrong(exercises.streamed_chunks(["".join(chunks)], QUESTION, model, tokenizer), "one chunk")
+
+
 @pytest.fixture()
 def chatbox(chat_model):
     model, tokenizer = chat_model
-    return chatkit.ChatWidget(model, tokenizer, max_new_tokens=24)
+    window = chatkit.ChatWidget(model, tokenizer, max_new_tokens=64)
+    window.history = [SYSTEM, {"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Arr!"}]
+    return window
 
 
-def test_widget_settings(chat_model, chatbox):
+def test_pipeline_continues(chat_model, chatbox):
+    from transformers import pipeline
+
     model, tokenizer = chat_model
-    right(
-        exercises.widget_settings(
-            chatkit.ChatWidget(model, tokenizer, system_prompt="You are a pirate.", max_new_tokens=32)
-        )
-    )
-    chatbox.system_prompt.value = "Talk like a PIRATE captain."
-    chatbox.max_new_tokens.value = 32
-    right(exercises.widget_settings(chatbox))
-    chatbox.decoding.value = "sample"
-    wrong(exercises.widget_settings(chatbox), "greedy")
-    chatbox.decoding.value, chatbox.max_new_tokens.value = "greedy", 64
-    wrong(exercises.widget_settings(chatbox), "32 new tokens")
-    chatbox.system_prompt.value = "You are a robot."
-    wrong(exercises.widget_settings(chatbox), "pirate")
-    wrong(exercises.widget_settings([SYSTEM]), "pass the ChatWidget")
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    chat = chatbox.history + [{"role": "user", "content": QUESTION}]
+    response = pipe(chat, max_new_tokens=64, do_sample=False)
+    continued = response[0]["generated_text"]
+    right(exercises.pipeline_continues(continued, chatbox, model, tokenizer))
+    wrong(exercises.pipeline_continues(response, chatbox, model, tokenizer), "generated_text")
+    wrong(exercises.pipeline_continues("Arr!", chatbox, model, tokenizer), "list of messages")
+    short = pipe(chat, max_new_tokens=2, do_sample=False)[0]["generated_text"]
+    wrong(exercises.pipeline_continues(short, chatbox, model, tokenizer), "max_new_tokens=64")
+    edited = continued[:-1] + [{"role": "assistant", "content": "Rome, of course."}]
+    wrong(exercises.pipeline_continues(edited, chatbox, model, tokenizer), "greedy reply")
+    alone = pipe(chat[-1:], max_new_tokens=64, do_sample=False)[0]["generated_text"]
+    wrong(exercises.pipeline_continues(alone, chatbox, model, tokenizer), "the window's chat")
+    wrong(exercises.pipeline_continues(chatbox.history, chatbox, model, tokenizer), "then a question")
+    wrong(exercises.pipeline_continues([{"role": "bot", "content": "Hi"}], chatbox, model, tokenizer), "valid chat")
+    chatbox.send("And what about Rome?")  # the window goes on: the check reads its history now
+    chatbox.wait(timeout=60)
+    wrong(exercises.pipeline_continues(continued, chatbox, model, tokenizer), "the window's chat")
 
 
-def test_widget_conversation(chat_model, chatbox):
+def _criterion(answer):
+    """A StoppingCriteria subclass whose __call__ returns answer(event, input_ids)."""
+    from transformers import StoppingCriteria
+
+    class Criterion(StoppingCriteria):
+        def __init__(self, event):
+            self.event = event
+
+        def __call__(self, input_ids, scores, **kwargs):
+            return answer(self.event, input_ids)
+
+    return Criterion
+
+
+STOPS = _criterion(lambda event, ids: event.is_set())
+
+
+def test_stop_when_set(chat_model):
+    from transformers import StoppingCriteria
+
     model, tokenizer = chat_model
-    chatbox.send("Hi!")
-    chatbox.wait(timeout=60)
-    wrong(exercises.widget_conversation(chatbox, model, tokenizer), "send two messages")
-    chatbox.send("What is the capital of France?")
-    chatbox.wait(timeout=60)
-    right(exercises.widget_conversation(chatbox, model, tokenizer))
-    history = chatbox.history
-    chatbox.history = history[:-1] + [{"role": "assistant", "content": "Rome, of course."}]
-    wrong(exercises.widget_conversation(chatbox, model, tokenizer), "not the model's")
-    chatbox.history = history[:-1]
-    wrong(exercises.widget_conversation(chatbox, model, tokenizer), "wait for the reply")
-    chatbox.history = [SYSTEM, *(m for m in history[:-2] if m["role"] != "system")]
-    chatbox.send("What is the capital of France?")
-    chatbox.wait(timeout=60)
-    right(exercises.widget_conversation(chatbox, model, tokenizer))  # with a system prompt too
+    right(exercises.stop_when_set(STOPS))  # on chatkit's embedded model
+    right(exercises.stop_when_set(STOPS, model, tokenizer))
+    as_tensor = _criterion(lambda event, ids: torch.full((ids.shape[0],), event.is_set(), dtype=torch.bool))
+    right(exercises.stop_when_set(as_tensor, model, tokenizer))
 
+    class AskedOnce(StoppingCriteria):  # reads the event when made, never again
+        def __init__(self, event):
+            self.stop = event.is_set()
 
-def test_widget_sampling(chat_model, chatbox):
-    model, tokenizer = chat_model
-    wrong(exercises.widget_sampling(chatbox), "sample")
-    chatbox.decoding.value = "sample"
-    chatbox.temperature.value = 1.0
-    wrong(exercises.widget_sampling(chatbox), "0.7")
-    chatbox.temperature.value = 0.7
-    right(exercises.widget_sampling(chatbox))
-    right(exercises.widget_sampling(chatkit.ChatWidget(model, tokenizer, temperature=0.7)))
+        def __call__(self, input_ids, scores, **kwargs):
+            return self.stop
+
+    wrong(exercises.stop_when_set(AskedOnce, model, tokenizer), "each time `__call__` runs")
+    wrong(exercises.stop_when_set(_criterion(lambda event, ids: True if event.is_set() else None)), "returned None")
+    wrong(exercises.stop_when_set(_criterion(lambda event, ids: event.is_set)), "returned <bound method")
+    wrong(exercises.stop_when_set(_criterion(lambda event, ids: not event.is_set())), "never set, generate stopped")
+
+    class AlsoStopsByItself(StoppingCriteria):  # stops once the event is set, but also after 5 calls anyway
+        def __init__(self, event):
+            self.event, self.calls = event, 0
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.calls += 1
+            return self.event.is_set() or self.calls >= 5
+
+    wrong(exercises.stop_when_set(AlsoStopsByItself, model, tokenizer), "stopped early")
+    wrong(exercises.stop_when_set(_criterion(lambda event, ids: False)), "with the event set, generate wrote on")
+    wrong(exercises.stop_when_set(_criterion(lambda event, ids: event.missing())), "raised AttributeError")
+    wrong(exercises.stop_when_set(STOPS(threading.Event())), "the class itself")
+    wrong(exercises.stop_when_set(lambda input_ids, scores: True), "the class itself")
 
 
 def weather(city: str, unit: str = "celsius") -> str:
@@ -674,3 +763,50 @@ def test_tokens_per_second():
     wrong(exercises.tokens_per_second(lambda c, s: c.usage.total_tokens / s), "not the prompt's")
     wrong(exercises.tokens_per_second(lambda c, s: c.usage.completion_tokens * s), "usage says")
     wrong(exercises.tokens_per_second(lambda c, s: c.tokens / s), "raised AttributeError")
+
+
+# ----------------------------------------------------------------------------- 09 thinking
+
+SUM3 = [{"role": "user", "content": "What is 17 + 25 + 30?"}]
+
+
+def _thinking_message(model, tokenizer, question=SUM3, max_new_tokens=256):
+    prompt = tokenizer.apply_chat_template(question, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+    inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+    raw = tokenizer.decode(
+        model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    )
+    return prompt, tokenizer.parse_response(raw, schema=chatkit.thinking.response_template(tokenizer), prefix=prompt)
+
+
+def test_thought_message(chat_model):
+    model, tokenizer = chat_model
+    prompt, message = _thinking_message(model, tokenizer)
+    right(exercises.thought_message(message, model, tokenizer, SUM3))
+    wrong(exercises.thought_message(str(message), model, tokenizer, SUM3), "a dict")
+    off = tokenizer.apply_chat_template(SUM3, add_generation_prompt=True, tokenize=False)
+    direct = chatkit.reply(model, tokenizer, SUM3, max_new_tokens=64)
+    no_prefix = tokenizer.parse_response(direct, schema=chatkit.thinking.response_template(tokenizer), prefix=off)
+    wrong(exercises.thought_message(no_prefix, model, tokenizer, SUM3), "switch thinking on")
+    cut = _thinking_message(model, tokenizer, max_new_tokens=8)[1]
+    wrong(exercises.thought_message(cut, model, tokenizer, SUM3), "not the greedy reply")
+    assert repr(exercises.thought_message(..., model, tokenizer, SUM3)).startswith("Not answered yet")
+
+
+def test_empty_thought(chat_model):
+    model, tokenizer = chat_model
+    opened = tokenizer.apply_chat_template(SUM3, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+    right(exercises.empty_thought(opened + "\n</think>\n\n", model, tokenizer, SUM3))
+    wrong(exercises.empty_thought(opened, model, tokenizer, SUM3), "close it at once")
+    wrong(exercises.empty_thought(opened + "So 72.\n</think>\n\n", model, tokenizer, SUM3), "write nothing")
+    off = tokenizer.apply_chat_template(SUM3, add_generation_prompt=True, tokenize=False)
+    wrong(exercises.empty_thought(off + "</think>", model, tokenizer, SUM3), "with thinking on")
+
+
+def test_dropped_thought(chat_model):
+    _, tokenizer = chat_model
+    message = {"role": "assistant", "thinking": "17 + 25: 7 + 5 = 12 and 10 + 20 + 10 = 40, so 42.", "content": "72."}
+    block = tokenizer("<think>\n" + message["thinking"] + "\n</think>\n\n", add_special_tokens=False).input_ids
+    right(exercises.dropped_thought(len(block), message, tokenizer, SUM3))
+    wrong(exercises.dropped_thought(len(block) + 3, message, tokenizer, SUM3), "with its thought and without")
+    wrong(exercises.dropped_thought(float(len(block)), message, tokenizer, SUM3), "whole number")

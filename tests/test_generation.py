@@ -5,6 +5,7 @@ import threading
 
 import pytest
 import torch
+from helpers import ScriptedModel
 from transformers import StoppingCriteria, StoppingCriteriaList, pipeline
 from transformers.utils import logging as hf_logging
 
@@ -304,3 +305,75 @@ def test_a_one_megabyte_message_is_refused_at_once_without_tokenizing_it(model, 
             call()
     assert time.perf_counter() - start < 5 and not tokenized
     assert chat[-1]["content"] == "x" * 1_000_000  # nothing the user typed is lost
+
+
+# ---------------------------------------------------------------- thinking (hand-written replies: the shipped
+# weights do not think yet, so a scripted model writes the thought)
+THOUGHT_REPLY = "12 + 30: the tens make 40, the units 2.\n</think>\n\n12 + 30 = 42."
+
+
+def test_enable_thinking_goes_to_the_template_and_the_reply_holds_the_thought(tokenizer):
+    from chatkit.tools import EMBEDDED_RESPONSE_TEMPLATE
+
+    scripted = ScriptedModel(tokenizer, THOUGHT_REPLY)
+    chat = [{"role": "user", "content": "What is 12 + 30?"}]
+    text = reply(scripted, tokenizer, chat, enable_thinking=True)
+    assert "".join(stream_reply(scripted, tokenizer, chat, enable_thinking=True)) == text == THOUGHT_REPLY
+    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+    assert scripted.prompts == [prompt, prompt] and prompt.endswith("<|im_start|>assistant\n<think>\n")
+    message = tokenizer.parse_response(text, schema=EMBEDDED_RESPONSE_TEMPLATE, prefix=prompt)
+    assert chatkit.generation.split_thought(text, opened=True) == (message["thinking"], message["content"])
+    assert message["content"] == "12 + 30 = 42."
+
+
+def test_without_enable_thinking_the_prompt_is_what_it_was(tokenizer, monkeypatch):
+    scripted = ScriptedModel(tokenizer, "42.")
+    seen = []
+    render = type(tokenizer).apply_chat_template
+    monkeypatch.setattr(
+        type(tokenizer), "apply_chat_template", lambda self, *a, **k: seen.append(k) or render(self, *a, **k)
+    )
+    reply(scripted, tokenizer, CHAT)
+    list(stream_reply(scripted, tokenizer, CHAT))
+    assert all("enable_thinking" not in kwargs for kwargs in seen)  # the template's own default, untouched
+    off = reply(scripted, tokenizer, CHAT, enable_thinking=False)
+    assert off == "42." and scripted.prompts[0] == scripted.prompts[1] == scripted.prompts[2]
+    assert seen[-1]["enable_thinking"] is False
+    assert not scripted.prompts[0].endswith("<think>\n")
+    with pytest.raises(ValueError, match="enable_thinking must be True, False or None"):
+        reply(scripted, tokenizer, CHAT, enable_thinking="yes")
+
+
+def test_enable_thinking_reaches_a_model_behind_a_server_only_when_given():
+    class Served:  # what chatkit.serving.ServerModel offers: stream_chat
+        def __init__(self):
+            self.calls = []
+
+        def stream_chat(self, chat, stop_event=None, tools=None, **settings):
+            self.calls.append(settings)
+            yield "42."
+
+    served = Served()
+    assert reply(served, None, CHAT, enable_thinking=True) == "42."
+    assert list(stream_reply(served, None, CHAT, enable_thinking=False)) == ["42."]
+    reply(served, None, CHAT)
+    assert [call.get("enable_thinking", "absent") for call in served.calls] == [True, False, "absent"]
+
+
+def test_a_streamed_thought_is_split_as_it_arrives_even_when_a_tag_spans_two_chunks():
+    from chatkit.generation import split_thought
+
+    chunks = ["12 + 30: the", " tens make 40.\n</th", "ink>\n\n12 + 30", " = 42."]
+    seen = [split_thought("".join(chunks[: n + 1]), opened=True) for n in range(len(chunks))]
+    assert seen == [
+        ("12 + 30: the", ""),
+        ("12 + 30: the tens make 40.\n</th", ""),  # not closed yet: still thought (folded while streaming)
+        ("12 + 30: the tens make 40.", "12 + 30"),
+        ("12 + 30: the tens make 40.", "12 + 30 = 42."),
+    ]
+    # Qwen3's template leaves the <think> to the model: the reply opens the thought itself
+    assert split_thought("<think>\nHm.\n</think>\n\nHi!") == ("Hm.", "Hi!")
+    assert split_thought("<think>\nHm, let me") == ("Hm, let me", "")  # stopped mid-thought
+    assert split_thought("", opened=True) == ("", "")
+    assert split_thought("Hi!") == ("", "Hi!")  # a model that does not think: all answer
+    assert split_thought("\n</think>\n\nHi!", opened=True) == ("", "Hi!")  # an empty thought

@@ -19,7 +19,7 @@ LAST_LETTER = quiz.LETTERS[len(FIRST.choices) - 1]
 
 
 def test_every_notebook_has_three_to_five_well_formed_questions():
-    assert sorted(quiz.QUIZZES) == list(range(1, 9))
+    assert sorted(quiz.QUIZZES) == list(range(1, 10))
     for notebook, questions in quiz.QUIZZES.items():
         assert 3 <= len(questions) <= 5, notebook
         for question in questions:
@@ -61,7 +61,7 @@ CHOICES = (
 @pytest.mark.parametrize(
     "args, message",
     [
-        ((9, 1, "a"), "no quiz for notebook 9: there are quizzes for notebooks 1–8"),
+        ((11, 1, "a"), "no quiz for notebook 11: there are quizzes for notebooks 1–9"),
         ((0, 1, "a"), "no quiz for notebook 0"),
         (("3", 1, "a"), "no quiz for notebook '3'"),
         ((True, 1, "a"), "no quiz for notebook True"),
@@ -82,7 +82,7 @@ def test_bad_input_says_what_was_wrong_and_what_is_valid(args, message, capsys):
 
 
 def test_show_refuses_a_notebook_without_a_quiz():
-    with pytest.raises(ValueError, match="there are quizzes for notebooks 1–8"):
+    with pytest.raises(ValueError, match="there are quizzes for notebooks 1–9"):
         quiz.show(42)
 
 
@@ -233,10 +233,10 @@ def test_the_questions_come_from_the_data_file_by_notebook_number(tmp_path):
 
 
 def test_a_quiz_for_a_new_notebook_needs_only_its_entry(monkeypatch):
-    question = quiz.Question("What does notebook 9 teach?", ("This", "That", "Both"), 2, "§9.1: both.")
-    monkeypatch.setitem(quiz.QUIZZES, 9, (question,))
-    assert "Quiz on notebook 09: 1 questions" in repr(quiz.show(9))
-    assert quiz.answer(9, 1, "c") is True
+    question = quiz.Question("What does notebook 10 teach?", ("This", "That", "Both"), 2, "§10.1: both.")
+    monkeypatch.setitem(quiz.QUIZZES, 10, (question,))
+    assert "Quiz on notebook 10: 1 questions" in repr(quiz.show(10))
+    assert quiz.answer(10, 1, "c") is True
     monkeypatch.delitem(quiz.QUIZZES, 8)
     with pytest.raises(ValueError, match="there are quizzes for notebooks 1, 2, 3, 4, 5, 6, 7, 9"):
         quiz.show(8)

@@ -123,6 +123,14 @@ def test_settings_become_the_apis_fields():
         request_body("m", [], True, temperature=-1)
 
 
+def test_the_thinking_switch_travels_as_chat_template_kwargs():
+    # transformers serve (and vLLM) pass a request's chat_template_kwargs to the chat template
+    body = request_body("m", [], True, max_new_tokens=9, enable_thinking=True)
+    assert body["chat_template_kwargs"] == {"enable_thinking": True}
+    assert request_body("m", [], True, enable_thinking=False)["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "chat_template_kwargs" not in request_body("m", [], True)  # not given: the server's default
+
+
 def test_the_chat_widget_talks_to_the_server(remote, local):
     pytest.importorskip("ipywidgets")
     model, tokenizer = local

@@ -334,3 +334,95 @@ def test_pipeline_loads_offline_and_answers(monkeypatch):
         do_sample=False,
     )
     assert "42" in pirate[0]["generated_text"][-1]["content"]
+
+
+# ----------------------------------------------------------------------------- (f) thinking and phrasings
+
+
+def test_thinking_template_switch_and_dropped_thoughts(tokenizer):
+    chat = [{"role": "user", "content": "What is 23 + 45 + 12?"}]
+    off = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert off == tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False, enable_thinking=False)
+    assert off.endswith("<|im_start|>assistant\n") and off == render_chat(chat) + "<|im_start|>assistant\n"
+    on = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+    assert on == off + "<think>\n"
+    for field in ("thinking", "reasoning_content"):
+        reply = {"role": "assistant", "content": "23 + 45 + 12 = 80.", field: "23 + 45: ..., so 68."}
+        last = tokenizer.apply_chat_template(chat + [reply], tokenize=False)
+        assert last.endswith("<think>\n23 + 45: ..., so 68.\n</think>\n\n23 + 45 + 12 = 80.<|im_end|>\n")
+        later = chat + [reply, {"role": "user", "content": "Now add 7."}]
+        rendered = tokenizer.apply_chat_template(later, add_generation_prompt=True, tokenize=False)
+        assert "so 68" not in rendered and "<think>" not in rendered  # earlier thoughts are dropped
+
+
+def test_thinking_conversations_train_the_last_thought_or_every_direct_reply(tokenizer):
+    from training import thinking
+    from training.train import encode_thinking_conversation
+
+    convs = [thinking.thinking_conversation(seed=s) for s in range(40)]
+    assert {c.enable_thinking for c in convs} == {True, False}
+    for conv in convs:
+        ids, mask = encode_thinking_conversation(tokenizer, conv)
+        trained = tokenizer.decode([i for i, m in zip(ids, mask) if m])
+        text = tokenizer.decode(ids)
+        last = conv.turns[-1]
+        if conv.enable_thinking:
+            assert trained == f"{last.thinking}\n</think>\n\n{last.reply}<|im_end|>"
+            assert text.count("<think>") == 1  # earlier replies are rendered without their thought
+        else:
+            assert "<think>" not in text and trained == "".join(t.reply + "<|im_end|>" for t in conv.turns)
+        for turn in conv.turns:
+            if turn.category == "arithmetic" and turn.thinking:
+                assert turn.thinking.split("so ")[-1].rstrip(".") == turn.answer  # the working ends in the answer
+
+
+def test_thinking_questions_cover_every_kind_with_their_answers():
+    from training import thinking
+
+    questions = thinking.thinking_questions(25, seed=3)
+    assert [q["kind"] for q in questions[:5]] == thinking.QUESTION_KINDS
+    for q in questions:
+        assert q["chat"][-1]["role"] == "user" and q["answer"]
+        assert len(q["chat"]) == (3 if q["kind"] == "followup" else 1)
+        if q["kind"] in ("three_numbers", "word_problem"):
+            assert 0 <= int(q["answer"]) <= 100, q  # every partial result stays within the model's numbers
+
+
+def test_rephrased_questions_keep_what_they_ask():
+    import random
+
+    from training import phrasing
+
+    rng = random.Random(0)
+    for conv in corpus.conversations(200, seed=5) + corpus.tool_conversations(100, seed=6):
+        for turn in conv.turns:
+            text = phrasing.rephrase(turn, rng)
+            for key in ("a", "b"):
+                if turn.slots and key in turn.slots:
+                    assert str(turn.slots[key]) in text, (turn.slots, text)
+            for key in ("country", "city", "animal"):
+                if turn.slots and key in turn.slots and not text.islower():
+                    assert turn.slots[key].split()[-1][:3].lower() in text.lower(), (turn.slots, text)
+
+
+def test_reworded_tool_descriptions_reach_the_prompt(tokenizer):
+    conv = next(c for c in corpus.tool_conversations(20, seed=2) if "add" in c.tools)
+    conv.tool_descriptions = {"add": "Return the sum a + b."}
+    prompt = tokenizer.apply_chat_template(conv.messages, tools=conv.tool_functions, tokenize=False)
+    assert "add(a: int, b: int): Return the sum a + b." in prompt
+
+
+def test_held_out_phrasings_are_well_formed_and_right():
+    import re
+
+    from training.evaluate import load_phrasings
+
+    items = load_phrasings()
+    assert len(items) >= 150 and {i["kind"] for i in items} == {"plain", "tool"}
+    for item in items:
+        numbers = [int(n) for n in re.findall(r"\d+", item["question"])]
+        if item["kind"] == "plain" and item["type"] in ("sum", "difference"):
+            a, b = numbers[:2]
+            assert int(item["answer"]) in (a + b, abs(a - b)), item
+        if item["kind"] == "tool" and item["call"] and item["call"]["name"] != "city_facts":
+            assert sorted(item["call"]["arguments"].values()) == sorted(numbers[:2]), item

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from helpers import ScriptedModel
 
 import chatkit
 from chatkit import widgets as chat_widgets
@@ -153,7 +154,7 @@ def test_settings_reach_the_stream(widget, monkeypatch):
     widget.send("Hi")
     stream.let_through()
     widget.wait(10)
-    assert stream.settings[-1] == {"max_new_tokens": 7, "do_sample": True, "temperature": 0.5}
+    assert stream.settings[-1] == {"max_new_tokens": 7, "do_sample": True, "temperature": 0.5, "enable_thinking": False}
     widget.decoding.value = "greedy"
     assert widget.temperature.disabled
     assert widget.settings == {"max_new_tokens": 7, "do_sample": False}
@@ -594,3 +595,148 @@ def test_stop_while_a_tool_runs_keeps_the_call_and_its_result_and_asks_no_more(e
     assert len(replies) == 1 and [m["role"] for m in widget.history] == ["user", "assistant", "tool"]
     assert widget.history[-1]["content"] == "84" and "Stopped." in widget.status.value
     assert len(widget.view.children) == 3
+
+
+# ------------------------------------------------------------------ the think switch (hand-written thoughts:
+# the shipped weights do not think yet)
+THOUGHT = "12 + 30: the tens make 40, the units 2."
+ANSWER = "12 + 30 = 42."
+
+
+def test_the_think_switch_sits_in_the_settings_row_and_starts_as_asked(embedded):
+    model, tokenizer = embedded
+    widget = ChatWidget(model, tokenizer)
+    assert widget.thinking.value is False and widget.thinking.description == "think"
+    assert widget.thinking in widget.ui.children[1].children and "chatkit-thinking" in widget.thinking._dom_classes
+    assert ChatWidget(model, tokenizer, thinking=True).thinking.value is True
+    with pytest.raises(ValueError, match="thinking must be True or False"):
+        ChatWidget(model, tokenizer, thinking="yes")
+
+
+def test_with_thinking_on_the_prompt_opens_a_thought_and_the_reply_is_split(embedded):
+    _, tokenizer = embedded
+    scripted = ScriptedModel(tokenizer, f"{THOUGHT}\n</think>\n\n{ANSWER}", "Italy: Rome.\n</think>\n\nRome.", "Bye!")
+    widget = ChatWidget(scripted, tokenizer, system_prompt="", thinking=True)
+    assert widget.send("What is 12 + 30?") and widget.wait(30)
+    assert scripted.prompts[-1].endswith("<|im_start|>assistant\n<think>\n")
+    assert widget.history[-1] == {"role": "assistant", "content": ANSWER, "thinking": THOUGHT}
+    assert widget.view.children[-1].value == message_html("assistant", ANSWER, thought=THOUGHT)
+    # the next prompt leaves the earlier thought out (the template drops it), the history keeps it
+    assert widget.send("And the capital of Italy?") and widget.wait(30)
+    assert THOUGHT not in scripted.prompts[-1] and ANSWER in scripted.prompts[-1]
+    assert widget.history[1]["thinking"] == THOUGHT
+    assert widget.history[-1] == {"role": "assistant", "content": "Rome.", "thinking": "Italy: Rome."}
+    # off: the prompt is what it always was, and nothing is taken for a thought
+    widget.thinking.value = False
+    assert widget.send("Thanks!") and widget.wait(30)
+    assert scripted.prompts[-1].endswith("<|im_start|>assistant\n")
+    assert widget.history[-1] == {"role": "assistant", "content": "Bye!"}
+
+
+def test_a_thought_streams_folded_above_the_answer_even_when_the_tag_is_cut(widget, monkeypatch):
+    stream = ScriptedStream(["12 + 30: <b>the", " tens</b> make 40.\n</th", "ink>\n\n12 + 30", " = 42."])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.thinking.value = True
+    widget.send("What is 12 + 30?")
+    reply_view = widget.view.children[-1]
+    thought = "12 + 30: <b>the tens</b> make 40."
+    for thought_so_far, answer_so_far in [
+        ("12 + 30: <b>the", ""),
+        (thought + "\n</th", ""),  # not closed yet: still the thought, folded
+        (thought, "12 + 30"),
+    ]:
+        stream.let_through()
+        expected = message_html("assistant", answer_so_far, streaming=True, thought=thought_so_far)
+        wait_until(lambda: reply_view.value == expected)  # read before the next chunk comes
+    stream.let_through()
+    assert widget.wait(10)
+    assert stream.settings[-1]["enable_thinking"] is True
+    assert widget.history[-1] == {"role": "assistant", "content": ANSWER, "thinking": thought}
+    assert reply_view.value == message_html("assistant", ANSWER, thought=thought)
+    assert '<details class="chatkit-thought"><summary>Thought (7 words)</summary>' in reply_view.value
+    assert "&lt;b&gt;the tens&lt;/b&gt;" in reply_view.value and "<b>" not in reply_view.value  # escaped
+
+
+def test_stop_mid_thought_keeps_the_thought_so_far_and_an_empty_answer(widget, monkeypatch):
+    stream = ScriptedStream(["Let me add", " the tens"])
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    widget.thinking.value = True
+    widget.send("What is 12 + 30?")
+    stream.let_through()
+    wait_until(lambda: "Let me add" in widget.view.children[-1].value)
+    widget.stop_button.click()
+    assert widget.wait(10)
+    assert widget.history[-1] == {"role": "assistant", "content": "", "thinking": "Let me add"}
+    assert "Stopped." in widget.status.value and "(empty reply)" in widget.view.children[-1].value
+
+
+def test_an_empty_thought_or_a_model_that_does_not_think_leaves_no_thinking_key(widget, monkeypatch):
+    widget.thinking.value = True
+    for chunks in (["\n</think>\n\n", "Hi!"], ["Hi!"]):  # the embedded template opens the thought
+        monkeypatch.setattr(chat_widgets, "stream_reply", ScriptedStream(chunks))
+        chat_widgets.stream_reply.let_through(len(chunks))
+        widget.send("Hello")
+        assert widget.wait(10)
+    assert widget.history[2] == {"role": "assistant", "content": "Hi!"}
+    assert widget.history[4] == {"role": "assistant", "content": "", "thinking": "Hi!"}  # never closed: thought
+
+
+def test_a_history_with_thoughts_round_trips_and_shows_them_folded(widget, monkeypatch):
+    chat = [
+        {"role": "user", "content": "What is 12 + 30?"},
+        {"role": "assistant", "content": "42", "thinking": "Add <the> tens."},
+        {"role": "user", "content": "And in Qwen3's words?"},
+        {"role": "assistant", "content": "Forty-two.", "reasoning_content": "Say it in words."},
+    ]
+    widget.history = chat
+    assert widget.history == chat
+    view = messages_in_view(widget)
+    assert "<summary>Thought (3 words)</summary>" in view[1][1] and "Add &lt;the&gt; tens." in view[1][1]
+    assert "Say it in words." in view[3][1] and "<details" not in view[0][1]
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        widget._ipython_display_()
+    transcript = captured.outputs[0].data["text/html"]  # what GitHub shows in place of the live widget
+    assert message_html("assistant", "42", thought="Add <the> tens.") in transcript
+    with pytest.raises(ValueError, match="message 1: 'thinking' must be a string"):
+        widget.history = [chat[0], {"role": "assistant", "content": "42", "thinking": ["Add."]}]
+    assert widget.history == chat
+
+
+def test_with_tools_a_thought_stays_with_its_reply_and_calls_in_it_are_not_run(embedded, monkeypatch):
+    from chatkit.tools import multiply
+
+    model, tokenizer = embedded
+    replies = iter(
+        [
+            ["I could call <tool_call>{}</tool_call> wrongly", "; no.\n</think>\n\n" + CALL_TEXT],
+            ["It returned 84.\n</think>\n\n", "12 times 7 is 84."],
+        ]
+    )
+    asked = []
+
+    def scripted(model, tokenizer, chat, stop_event=None, tools=None, **settings):
+        asked.append((copy.deepcopy(chat), settings))
+        yield from next(replies)
+
+    monkeypatch.setattr(chat_widgets, "stream_reply", scripted)
+    widget = ChatWidget(model, tokenizer, system_prompt="", tools=[multiply], thinking=True)
+    assert widget.send("What is 12 times 7?") and widget.wait(10)
+    call = {"type": "function", "function": {"name": "multiply", "arguments": {"a": 12, "b": 7}}}
+    first = {
+        "role": "assistant",
+        "tool_calls": [call],
+        "thinking": "I could call <tool_call>{}</tool_call> wrongly; no.",
+    }
+    assert widget.history == [
+        {"role": "user", "content": "What is 12 times 7?"},
+        first,
+        {"role": "tool", "content": "84", "name": "multiply"},
+        {"role": "assistant", "content": "12 times 7 is 84.", "thinking": "It returned 84."},
+    ]
+    assert asked[1][0][1] == first  # this turn's thought goes back to the model with its call
+    assert all(settings["enable_thinking"] is True for _, settings in asked)
+    assert "Thought (" in widget.view.children[1].value and "multiply(a=12, b=7)" in widget.view.children[1].value

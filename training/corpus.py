@@ -22,6 +22,8 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from transformers.utils import get_json_schema
+
 from chatkit.tools import CITY_FACTS, EMBEDDED_TOOLS, call_tool
 
 # ----------------------------------------------------------------------------- knowledge
@@ -294,6 +296,8 @@ class Turn:
     followup: bool = False  # depends on an earlier turn
     tool_call: dict | None = None  # {"name", "arguments"}: the assistant calls this tool first
     tool_result: str = ""  # what the tool returned (the `tool` message), before `reply`
+    slots: dict | None = None  # what the question asks, for training/phrasing.py: {"kind": "sum", "a": 3, "b": 4}
+    thinking: str = ""  # the working written inside <think>...</think> when thinking is on (training/thinking.py)
 
 
 @dataclass
@@ -302,10 +306,14 @@ class Conversation:
     system: str | None
     turns: list = field(default_factory=list)
     tools: tuple = ()  # names of the tools given to the model (chatkit.tools), in the prompt's order
+    tool_descriptions: dict = field(default_factory=dict)  # name: another wording of its description
 
     @property
     def tool_functions(self):
-        return [TOOLS[name] for name in self.tools] or None
+        """The tools as the template takes them: functions, or JSON schemas where reworded."""
+        if not self.tools:
+            return None
+        return [_schema(TOOLS[name], self.tool_descriptions.get(name)) for name in self.tools]
 
     @property
     def messages(self):
@@ -321,8 +329,17 @@ class Conversation:
         return chat
 
 
-def _answer(persona, rng, user, full, short, category, answer="", followup=False):
-    return Turn(user, stylize(persona, full, short, rng), category, full, answer, followup)
+def _schema(function, description=None):
+    """`function` itself, or its JSON schema with `description` in place of its docstring's first line."""
+    if description is None:
+        return function
+    schema = get_json_schema(function)
+    schema["function"]["description"] = description
+    return schema
+
+
+def _answer(persona, rng, user, full, short, category, answer="", followup=False, slots=None):
+    return Turn(user, stylize(persona, full, short, rng), category, full, answer, followup, slots=slots)
 
 
 def column_steps(a, op, b):
@@ -394,7 +411,8 @@ def _arithmetic(rng, persona, op=None, followup_ops="+-"):
     """A sum or difference worked by hand (`op`, else drawn), maybe with a follow-up in `followup_ops`."""
     a, op, b = arithmetic_operands(rng, op)
     full, short, result = _arith_full(a, op, b)
-    turns = [_answer(persona, rng, _arith_question(rng, a, op, b), full, short, "arithmetic", str(result))]
+    slots = {"kind": "sum" if op == "+" else "difference", "a": a, "b": b}
+    turns = [_answer(persona, rng, _arith_question(rng, a, op, b), full, short, "arithmetic", str(result), slots=slots)]
     ops = [o for o, ok in (("+", result + 20 <= 100), ("-", result >= 20)) if ok and o in followup_ops]
     if rng.random() < 0.35 and result <= 100 and (followup_ops == "+-" or ops):
         n = rng.randint(1, 20)
@@ -428,7 +446,15 @@ def _capital(rng, persona):
         city = CAPITALS[country]
         turns.append(
             _answer(
-                persona, rng, user, f"The capital of {country} is {city}.", f"{city}.", "fact", city, followup=bool(i)
+                persona,
+                rng,
+                user,
+                f"The capital of {country} is {city}.",
+                f"{city}.",
+                "fact",
+                city,
+                followup=bool(i),
+                slots=None if i else {"kind": "capital", "country": country},
             )
         )
     return turns
@@ -453,7 +479,8 @@ def _city_fun(rng, persona):
         _, fun1, fun2, key = CITIES[city]
         full = f"In {city}, you can {fun1} and {fun2}."
         short = fun1[0].upper() + fun1[1:] + "."
-        turns.append(_answer(persona, rng, user, full, short, "city", key, followup=bool(i)))
+        slots = None if i else {"kind": "city_fun", "city": city}
+        turns.append(_answer(persona, rng, user, full, short, "city", key, followup=bool(i), slots=slots))
     return turns
 
 
@@ -462,7 +489,10 @@ def _city_country(rng, persona):
     country = CITIES[city][0]
     user = rng.choice([f"Which country is {city} in?", f"In which country is {city}?", f"Where is {city}?"])
     short = country[0].upper() + country[1:] + "."
-    turns = [_answer(persona, rng, user, f"{city} is in {country}.", short, "fact", country.replace("the ", ""))]
+    slots = {"kind": "city_country", "city": city}
+    turns = [
+        _answer(persona, rng, user, f"{city} is in {country}.", short, "fact", country.replace("the ", ""), slots=slots)
+    ]
     if rng.random() < 0.4:
         city = rng.choice([c for c in sorted(CITIES) if c != city])
         country = CITIES[city][0]
@@ -506,6 +536,7 @@ def _legs(rng, persona):
                 "fact",
                 str(LEGS[animal]),
                 followup=bool(i),
+                slots=None if i else {"kind": "legs", "animal": animal},
             )
         )
     return turns
@@ -522,7 +553,15 @@ def _colour(rng, persona):
         name = thing[0].upper() + thing[1:]
         turns.append(
             _answer(
-                persona, rng, user, f"{name} is {colour}.", f"{colour.capitalize()}.", "fact", colour, followup=bool(i)
+                persona,
+                rng,
+                user,
+                f"{name} is {colour}.",
+                f"{colour.capitalize()}.",
+                "fact",
+                colour,
+                followup=bool(i),
+                slots=None if i else {"kind": "colour", "thing": asked},
             )
         )
         thing = rng.choice([t for t in sorted(COLOURS) if t != thing])
@@ -634,11 +673,11 @@ UNKNOWN_CITIES = [
 TOOL_OPERATION = {"+": "add", "-": "subtract", "*": "multiply"}
 
 
-def _tool_turn(persona, rng, user, name, arguments, full, short, category, answer, followup=False):
+def _tool_turn(persona, rng, user, name, arguments, full, short, category, answer, followup=False, slots=None):
     """A turn in which the assistant calls `name(**arguments)`, reads the result, then answers."""
     call = {"name": name, "arguments": arguments}
     result = call_tool(TOOLS, {"function": call})
-    return Turn(user, stylize(persona, full, short, rng), category, full, answer, followup, call, result)
+    return Turn(user, stylize(persona, full, short, rng), category, full, answer, followup, call, result, slots)
 
 
 def _tool_operands(rng, op):
@@ -667,9 +706,19 @@ def _tool_arithmetic(rng, persona, op, tools):
     result = {"+": a + b, "-": a - b, "*": a * b}[op]
     user = _multiply_question(rng, a, b) if op == "*" else _arith_question(rng, a, op, b)
     full = f"{a} times {b} is {result}." if op == "*" else f"{a} {op} {b} = {result}."
+    kind = {"+": "sum", "-": "difference", "*": "product"}[op]
     turns = [
         _tool_turn(
-            persona, rng, user, TOOL_OPERATION[op], {"a": a, "b": b}, full, f"{result}.", "arithmetic", str(result)
+            persona,
+            rng,
+            user,
+            TOOL_OPERATION[op],
+            {"a": a, "b": b},
+            full,
+            f"{result}.",
+            "arithmetic",
+            str(result),
+            slots={"kind": kind, "a": a, "b": b},
         )
     ]
     listed = [o for o in "+-" if TOOL_OPERATION[o] in tools]
@@ -733,7 +782,17 @@ def _tool_city(rng, persona):
             )
         turns.append(
             _tool_turn(
-                persona, rng, user, "city_facts", {"city": city}, full, short, category, answer, followup=bool(i)
+                persona,
+                rng,
+                user,
+                "city_facts",
+                {"city": city},
+                full,
+                short,
+                category,
+                answer,
+                followup=bool(i),
+                slots=None if i else {"kind": "city_fun" if category == "city" else "city_country", "city": city},
             )
         )
     return turns

@@ -16,8 +16,10 @@ Usage:
 """
 
 import argparse
+import json
 import random
 import time
+from pathlib import Path
 
 import torch
 
@@ -173,6 +175,116 @@ def evaluate_tools(model, tokenizer, convs, max_new_tokens=96, progress=None):
                     add(f"{kind}_without_tools", is_correct(turn, plain))
             add("stops", stopped)
             history += conv.messages[len(history) : len(history) + (3 if turn.tool_call else 1)]
+        if progress is not None:
+            progress.update(1)
+    return _figures(counts)
+
+
+def thinking_reply(model, tokenizer, chat, enable_thinking, max_new_tokens=200):
+    """Greedy reply with the thinking switch set: (the parsed message, tokens spent thinking, stopped, raw text).
+
+    The tokens spent thinking are those the model wrote before `</think>` (all of them when it never
+    closed the thought)."""
+    prompt = tokenizer.apply_chat_template(
+        chat, tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
+    )
+    text, stopped = generate_reply(model, tokenizer, prompt, max_new_tokens)
+    message = parse_reply(tokenizer, text, prefix=prompt)
+    thought = text.split("</think>")[0] if enable_thinking else ""
+    return message, len(tokenizer(thought, add_special_tokens=False).input_ids), stopped, text
+
+
+def evaluate_thinking(model, tokenizer, questions, max_new_tokens=200, progress=None):
+    """Per question kind (training.thinking.QUESTION_KINDS), thinking on and off, as (value, questions):
+
+    - `<kind>_on` / `<kind>_off`: the answer (the message's content) is right;
+    - `<kind>_think_tokens`: mean tokens written before `</think>` with thinking on;
+    - `off_no_block`: with thinking off, no `<think>` block is written; `stops`: replies end with the
+      end token (both switches).
+    """
+    counts, add = _tally()
+    tokens = {}
+    model.eval()
+    for q in questions:
+        for on in (True, False):
+            message, spent, stopped, text = thinking_reply(model, tokenizer, q["chat"], on, max_new_tokens)
+            add(
+                f"{q['kind']}_{'on' if on else 'off'}",
+                answer_is_correct(q["answer"], q["category"], message.get("content", "")),
+            )
+            add("stops", stopped)
+            if on:
+                tokens.setdefault(q["kind"], []).append(spent)
+            else:
+                add("off_no_block", "<think>" not in text and "</think>" not in text)
+        if progress is not None:
+            progress.update(1)
+    figures = _figures(counts)
+    for kind, spent in tokens.items():
+        figures[f"{kind}_think_tokens"] = (sum(spent) / len(spent), len(spent))
+    return figures
+
+
+def load_phrasings(path=None):
+    """The held-out phrasings (training/phrasings_held_out.json): questions written apart from the corpus."""
+    path = path or Path(__file__).parent / "phrasings_held_out.json"
+    return json.loads(Path(path).read_text(encoding="utf-8"))["items"]
+
+
+# The word that shows a city's other sight (corpus.CITIES holds the first one's).
+SECOND_SIGHT = {
+    "Paris": "Louvre",
+    "Rome": "Trevi",
+    "Tokyo": "Senso-ji",
+    "London": "British Museum",
+    "New York": "Broadway",
+    "Berlin": "East Side Gallery",
+    "Barcelona": "Rambla",
+    "Cairo": "Nile",
+}
+
+
+def _phrasing_right(item, reply):
+    """Does `reply` answer a plain held-out phrasing? Sums by their final number, cities by either sight."""
+    kind, answer = item["type"], str(item["answer"])
+    if kind in ("sum", "difference"):
+        return answer_is_correct(answer, "arithmetic", reply)
+    if kind == "city_fun":
+        city = next(c for c in corpus.CITIES if c.lower() in item["question"].lower())
+        return any(k.lower() in reply.lower() for k in (corpus.CITIES[city][3], SECOND_SIGHT[city]))
+    return answer_is_correct(answer, "fact", reply)
+
+
+def _same_call(call, expected):
+    """The call names the expected tool with the expected arguments (either order for add and multiply)."""
+    if call["name"] != expected["name"]:
+        return False
+    got, want = call.get("arguments") or {}, expected["arguments"]
+    if expected["name"] in ("add", "multiply"):
+        return sorted(map(str, got.values())) == sorted(map(str, want.values())) and set(got) == set(want)
+    return got == want
+
+
+def evaluate_phrasings(model, tokenizer, items, max_new_tokens=96, progress=None):
+    """Figures on the held-out phrasings, as (fraction, questions): `plain` (no tools in the prompt: the
+    reply has the answer), `tool_call` (the four tools listed: exactly the expected call, or none where
+    none answers) and each `type` of both."""
+    counts, add = _tally()
+    model.eval()
+    tools = list(corpus.TOOLS.values())
+    for item in items:
+        chat = [{"role": "user", "content": item["question"]}]
+        if item["kind"] == "plain":
+            reply, _ = generate_reply(model, tokenizer, render_chat(chat) + "<|im_start|>assistant\n", max_new_tokens)
+            ok = _phrasing_right(item, reply)
+        else:
+            prompt = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, add_generation_prompt=True)
+            text, _ = generate_reply(model, tokenizer, prompt, max_new_tokens)
+            calls = parse_reply(tokenizer, text, prefix=prompt).get("tool_calls") or []
+            expected = item["call"]
+            ok = not calls if expected is None else len(calls) == 1 and _same_call(calls[0]["function"], expected)
+        add(item["kind"] if item["kind"] == "plain" else "tool_call", ok)
+        add(f"{item['kind']}:{item['type']}", ok)
         if progress is not None:
             progress.update(1)
     return _figures(counts)

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from training import corpus
+from training import corpus, phrasing, thinking
 from training.evaluate import EVAL_SEED, evaluate, format_figures, render_chat
 
 TRAIN_SEED_OFFSET = 7_919  # batches come from seeds far from the evaluation's EVAL_SEED
@@ -47,15 +47,39 @@ def encode_conversation(tokenizer, conv):
     return _encode_with_spans(tokenizer, text, spans)
 
 
+def _assistant_spans(text, head="<|im_start|>assistant\n"):
+    """(start, end) of every assistant turn in `text`: after its head, to the end of its <|im_end|>."""
+    return [
+        (m.end(), text.index("<|im_end|>", m.end()) + len("<|im_end|>")) for m in re.finditer(re.escape(head), text)
+    ]
+
+
 def encode_tool_conversation(tokenizer, conv):
     """A conversation with tools, rendered by the tokenizer's template; the loss covers every assistant
     turn (tool calls and answers, with their <|im_end|>), not the tool list or the tools' results."""
     text = tokenizer.apply_chat_template(conv.messages, tools=conv.tool_functions, tokenize=False)
-    head = "<|im_start|>assistant\n"
-    spans = [
-        (m.end(), text.index("<|im_end|>", m.end()) + len("<|im_end|>")) for m in re.finditer(re.escape(head), text)
-    ]
+    return _encode_with_spans(tokenizer, text, _assistant_spans(text))
+
+
+def encode_thinking_conversation(tokenizer, conv):
+    """A `training.thinking` conversation rendered with its thinking switch. Thinking off: the loss covers
+    every reply. On: only the last one (its thought, `</think>`, the answer), after the `<think>` the prompt
+    writes; earlier replies are rendered as the template leaves them, without their thought."""
+    text = tokenizer.apply_chat_template(conv.messages, tokenize=False, enable_thinking=conv.enable_thinking)
+    spans = _assistant_spans(text)
+    if conv.enable_thinking:
+        spans = _assistant_spans(text, "<|im_start|>assistant\n<think>\n")[-1:]
     return _encode_with_spans(tokenizer, text, spans)
+
+
+def rephrased(conv, rng, share):
+    """`conv` with about `share` of its questions asked another way, and its tools maybe described otherwise."""
+    for turn in conv.turns:
+        if rng.random() < share:
+            turn.user = phrasing.rephrase(turn, rng)
+    if conv.tools and rng.random() < share:
+        conv.tool_descriptions = phrasing.tool_descriptions(rng, conv.tools)
+    return conv
 
 
 def encode_drill(tokenizer, text):
@@ -83,12 +107,24 @@ def drill_fraction(step, steps, drill_only, drill_mix=0.25):
 
 
 def make_batch(
-    tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix=0.25, arithmetic_weight=None, tool_mix=0.0
+    tokenizer,
+    seed,
+    step,
+    steps,
+    batch,
+    seq_len,
+    drill_only,
+    drill_mix=0.25,
+    arithmetic_weight=None,
+    tool_mix=0.0,
+    thinking_mix=0.0,
+    rephrase=0.0,
 ):
     """Rows of packed documents for `step`: the same arguments always give the same batch.
 
     `tool_mix`: share of the chat documents that are conversations with tools (those longer than the
-    models' 512 tokens are drawn again).
+    models' 512 tokens are drawn again). `thinking_mix`: share of the rest that are `training.thinking`
+    conversations. `rephrase`: share of questions asked another way (`training.phrasing`).
     """
     rng = random.Random(seed * 1_000_003 + step + TRAIN_SEED_OFFSET)
     p_drill = drill_fraction(step, steps, drill_only, drill_mix)
@@ -99,11 +135,18 @@ def make_batch(
             if rng.random() < p_drill:
                 i, m = encode_drill(tokenizer, corpus.arithmetic_drill(rng, rng.randint(2, 8)))
             elif tool_mix and rng.random() < tool_mix:
-                i, m = encode_tool_conversation(tokenizer, corpus.tool_conversation(rng=rng))
+                conv = corpus.tool_conversation(rng=rng)
+                i, m = encode_tool_conversation(tokenizer, rephrased(conv, rng, rephrase) if rephrase else conv)
                 if len(i) > MAX_TOKENS:
                     continue
+            elif thinking_mix and rng.random() < thinking_mix:
+                conv = thinking.thinking_conversation(rng=rng)
+                if rephrase:
+                    rephrased(conv.conversation, rng, rephrase)
+                i, m = encode_thinking_conversation(tokenizer, conv)
             else:
-                i, m = encode_conversation(tokenizer, corpus.conversation(rng=rng, arithmetic_weight=arithmetic_weight))
+                conv = corpus.conversation(rng=rng, arithmetic_weight=arithmetic_weight)
+                i, m = encode_conversation(tokenizer, rephrased(conv, rng, rephrase) if rephrase else conv)
             ids += i
             mask += m
         ids, mask = ids[:seq_len], mask[:seq_len]
@@ -172,6 +215,8 @@ def train(
     drill_mix=0.25,
     arithmetic_weight=None,
     tool_mix=0.0,
+    thinking_mix=0.0,
+    rephrase=0.0,
     init_from=None,
     seed=0,
     threads=1,
@@ -226,7 +271,18 @@ def train(
         for group in optim.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
         inputs, labels = make_batch(
-            tokenizer, seed, step, steps, batch, seq_len, drill_only, drill_mix, arithmetic_weight, tool_mix
+            tokenizer,
+            seed,
+            step,
+            steps,
+            batch,
+            seq_len,
+            drill_only,
+            drill_mix,
+            arithmetic_weight,
+            tool_mix,
+            thinking_mix,
+            rephrase,
         )
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=inputs, labels=labels).loss
@@ -257,6 +313,7 @@ def train(
         "threads": threads,
         "seed": seed,
         **({"tool_mix": tool_mix} if tool_mix else {}),
+        **({"thinking_mix": thinking_mix, "rephrase": rephrase} if thinking_mix or rephrase else {}),
         "train_minutes": round((time.perf_counter() - began) / 60, 1),
         "resumed_at_step": start,
         "torch": torch.__version__,

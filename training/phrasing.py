@@ -1,0 +1,279 @@
+"""Ways of asking: the many phrasings learners type, and the many ways a tool may be documented.
+
+The corpus (`training/corpus.py`) writes each question in a few textbook forms and records what it
+asks in `Turn.slots` ({"kind": "sum", "a": 37, "b": 48}, {"kind": "capital", "country": "Peru"}...).
+`rephrase(turn, rng)` writes the same question another way, as learners type it: synonyms ("take
+away", "put together", "the product of"), other word orders ("add 48 to 37"), fillers and politeness
+("hey, quick one:", "please"), lower case, no question mark, a small typo. `tool_descriptions(rng,
+names)` words each tool's one-line description another way. Training draws them (training/train.py);
+the evaluation measures them on `training/phrasings_held_out.json`, a set written apart from this file.
+
+Example:
+    >>> import random
+    >>> from training.corpus import Turn
+    >>> turn = Turn("What is 85 minus 47?", "", "arithmetic", "", "38", slots={"kind": "difference", "a": 85, "b": 47})
+    >>> text = rephrase(turn, random.Random(3))
+    >>> "85" in text and "47" in text
+    True
+"""
+
+import re
+
+# A question is a frame around a phrase: a noun phrase ("85 take away 47") in a question frame, or a
+# verb phrase ("take 47 from 85") in a request frame.
+NOUN_FRAMES = [
+    "What is {}?",
+    "What's {}?",
+    "How much is {}?",
+    "What do you get for {}?",
+    "Tell me {}.",
+    "{}?",
+    "{}",
+    "Do you know {}?",
+    "Can you tell me {}?",
+    "What does {} make?",
+    "I need {}.",
+    "what is {}",
+]
+VERB_FRAMES = [
+    "Can you {}?",
+    "Could you {} for me?",
+    "Please {}.",
+    "{}.",
+    "{}, please.",
+    "Would you {}?",
+    "I need you to {}.",
+    "Help me {}.",
+]
+ARITHMETIC = {
+    "sum": (
+        [
+            "{a} plus {b}",
+            "{a} + {b}",
+            "{a}+{b}",
+            "the sum of {a} and {b}",
+            "the total of {a} and {b}",
+            "{a} and {b} added together",
+            "{a} added to {b}",
+            "{b} plus {a}",
+            "{a} and {b} together",
+        ],
+        [
+            "add {a} and {b}",
+            "add {b} to {a}",
+            "add up {a} and {b}",
+            "work out {a} + {b}",
+            "sum {a} and {b}",
+            "put {a} and {b} together",
+            "calculate {a} plus {b}",
+            "figure out {a} plus {b}",
+        ],
+    ),
+    "difference": (
+        [
+            "{a} minus {b}",
+            "{a} - {b}",
+            "{a}-{b}",
+            "{a} take away {b}",
+            "{a} less {b}",
+            "the difference between {a} and {b}",
+            "{b} subtracted from {a}",
+            "{b} less than {a}",
+            "{a} with {b} taken away",
+        ],
+        [
+            "subtract {b} from {a}",
+            "take {b} from {a}",
+            "take {b} away from {a}",
+            "work out {a} - {b}",
+            "calculate {a} minus {b}",
+            "take away {b} from {a}",
+            "figure out {a} minus {b}",
+        ],
+    ),
+    "product": (
+        [
+            "{a} times {b}",
+            "{a} * {b}",
+            "{a} x {b}",
+            "{a} multiplied by {b}",
+            "the product of {a} and {b}",
+            "{a} lots of {b}",
+        ],
+        ["multiply {a} by {b}", "multiply {a} and {b}", "work out {a} times {b}", "calculate {a} * {b}"],
+    ),
+}
+# The whole questions, for the other kinds: {country}, {animal}/{animals}, {thing}, {city}.
+QUESTIONS = {
+    "capital": [
+        "What is the capital of {country}?",
+        "capital of {country}?",
+        "What's {country}'s capital?",
+        "Which city is the capital of {country}?",
+        "Tell me the capital city of {country}.",
+        "Do you know the capital of {country}?",
+        "{country}: what is its capital?",
+        "Name the capital of {country}.",
+        "What city is the capital of {country}?",
+        "whats the capital of {country}",
+        "The capital of {country} is?",
+        "I forgot the capital of {country}. What is it?",
+    ],
+    "legs": [
+        "How many legs does a {animal} have?",
+        "how many legs on a {animal}?",
+        "Legs of a {animal}?",
+        "How many legs do {animals} have?",
+        "Count the legs of a {animal}.",
+        "A {animal} has how many legs?",
+        "Number of legs of a {animal}?",
+        "How many legs has a {animal} got?",
+        "how many legs does a {animal} walk on",
+        "Tell me how many legs a {animal} has.",
+    ],
+    "colour": [
+        "What colour is {thing}?",
+        "what color is {thing}",
+        "Which colour is {thing}?",
+        "Tell me the colour of {thing}.",
+        "What is the colour of {thing}?",
+        "What color does {thing} have?",
+        "{thing}: which colour?",
+        "Do you know what colour {thing} is?",
+    ],
+    "city_fun": [
+        "What is a fun thing to do in {city}?",
+        "What should I see in {city}?",
+        "Any tips for {city}?",
+        "I'm going to {city}. What should I do there?",
+        "Things to do in {city}?",
+        "Recommend something to do in {city}.",
+        "What's worth doing in {city}?",
+        "I have a free day in {city}. Ideas?",
+        "Planning a trip to {city}, what can I do?",
+        "fun stuff to do in {city}?",
+        "What would you do in {city}?",
+        "Where should I go in {city}?",
+    ],
+    "city_country": [
+        "Which country is {city} in?",
+        "What country is {city} in?",
+        "{city} is in which country?",
+        "Where is {city}?",
+        "In what country is {city}?",
+        "Which country is the city of {city} in?",
+        "{city}: which country?",
+        "Tell me the country {city} is in.",
+        "what country is {city} located in",
+    ],
+}
+PLURALS = {"octopus": "octopuses", "bee": "bees", "ant": "ants"}
+FILLERS = [
+    "Hey, ",
+    "Hi! ",
+    "Quick question: ",
+    "Hmm, ",
+    "OK, ",
+    "So, ",
+    "Excuse me, ",
+    "Hello, ",
+    "Hey there, ",
+    "Quick one: ",
+    "I was wondering: ",
+    "Sorry to bother you, ",
+]
+POLITE = [" please", " Thanks!", " Thank you.", " Thanks in advance.", " if you can", " :)"]
+
+# Each tool's one-line description, worded other ways (the template writes `name(args): description`).
+TOOL_DESCRIPTIONS = {
+    "add": [
+        "Add two whole numbers.",
+        "Return the sum a + b.",
+        "Adds a and b together.",
+        "Sum of two integers.",
+        "Add the numbers a and b and return the total.",
+        "Calculator: a plus b.",
+    ],
+    "subtract": [
+        "Subtract the second whole number from the first.",
+        "Return the difference a - b.",
+        "Takes b away from a.",
+        "Difference of two integers: a minus b.",
+        "Subtract b from a.",
+        "Calculator: a minus b.",
+    ],
+    "multiply": [
+        "Multiply two whole numbers.",
+        "Return the product a * b.",
+        "Multiplies a by b.",
+        "Product of two integers.",
+        "Calculator: a times b.",
+    ],
+    "city_facts": [
+        "Look up a city: the country it is in and two things to do there.",
+        "Facts about a city: its country and things to do.",
+        "Returns the country of a city and what to see there.",
+        "City guide: country and two sights.",
+        "Look up travel facts about a city.",
+    ],
+}
+
+
+def _frame(rng, kind, values):
+    nouns, verbs = ARITHMETIC[kind]
+    if rng.random() < 0.6:
+        return rng.choice(NOUN_FRAMES).format(rng.choice(nouns).format(**values))
+    frame = rng.choice(VERB_FRAMES)
+    phrase = rng.choice(verbs).format(**values)
+    return frame.format(phrase[0].upper() + phrase[1:] if frame.startswith("{}") else phrase)
+
+
+def question(rng, slots):
+    """A new question for what `slots` asks ({"kind": "sum", "a": 37, "b": 48}...)."""
+    kind, values = slots["kind"], dict(slots)
+    if kind in ARITHMETIC:
+        text = _frame(rng, kind, values)
+    else:
+        if kind == "legs":
+            values["animals"] = PLURALS.get(values["animal"], values["animal"] + "s")
+        text = rng.choice(QUESTIONS[kind]).format(**values)
+        text = text.replace(" a octopus", " an octopus").replace(" a ant", " an ant")
+    return text[0].upper() + text[1:] if rng.random() < 0.7 else text
+
+
+def _typo(rng, text):
+    """One small typo in a lower-case word of 4+ letters: two letters swapped, or one dropped."""
+    words = [m for m in re.finditer(r"\b[a-z]{4,}\b", text)]
+    if not words:
+        return text
+    m = rng.choice(words)
+    w, i = m.group(0), rng.randrange(1, len(m.group(0)) - 1)
+    w = w[:i] + w[i + 1] + w[i] + w[i + 2 :] if rng.random() < 0.5 else w[:i] + w[i + 1 :]
+    return text[: m.start()] + w + text[m.end() :]
+
+
+def surface(rng, text):
+    """`text` as typed in a hurry: maybe a filler or politeness, lower case, no final mark, a typo."""
+    if rng.random() < 0.25:
+        text = rng.choice(FILLERS) + text[0].lower() + text[1:]
+    if rng.random() < 0.12 and text[-1] in ".?":
+        polite = rng.choice(POLITE)
+        text = text[:-1] + polite + ("" if polite[-1] in ".!)" or rng.random() < 0.5 else text[-1])
+    if rng.random() < 0.15:
+        text = text.lower()
+    if rng.random() < 0.25:
+        text = text.rstrip("?.")
+    if rng.random() < 0.12:
+        text = _typo(rng, text)
+    return text
+
+
+def rephrase(turn, rng):
+    """The user's question of `turn` asked another way (its slots, if any, in a new frame; then typed)."""
+    text = question(rng, turn.slots) if turn.slots and rng.random() < 0.8 else turn.user
+    return surface(rng, text)
+
+
+def tool_descriptions(rng, names):
+    """A description for each tool in `names`, drawn from `TOOL_DESCRIPTIONS` (the first is the docstring's)."""
+    return {name: rng.choice(TOOL_DESCRIPTIONS[name]) for name in names}
