@@ -217,7 +217,7 @@ def fake():
     def start(answer):
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHandler)
         server.answer, server.requests, server.release = answer, [], release
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         servers.append(server)
         return server, f"http://127.0.0.1:{server.server_address[1]}"
 
