@@ -16,6 +16,8 @@ one question, in layers: a module imports only from the lines above its own, so 
     held_out, quality                   text the embedded model never saw; what a lower precision
                                         costs on it (agreement, perplexity)
     recorded                            what a real chat model answered, for lessons the toy cannot show
+    pictures, picture_questions         the pictures the embedded vision-language model learned to see,
+                                        drawn from a seed; the questions asked about them, the answers
     tools                               functions the model may call, and the loop that runs the calls
     thinking                            what a thought costs (tokens, time to the answer); a budget for it
     serving                             one model for a room: start `transformers serve`, chat with it
@@ -58,6 +60,8 @@ from . import (
     loading,
     machine,
     memory,
+    picture_questions,
+    pictures,
     plotting,
     prefetch,
     quality,
@@ -82,6 +86,7 @@ from .hub import (
     describe_model,
     embedded_draft_path,
     embedded_model_path,
+    embedded_vision_path,
     hf_token,
 )
 from .loading import ModelLoadError, load_model, load_tokenizer

@@ -63,18 +63,18 @@ def package_versions(packages=PACKAGES):
     return found
 
 
-def setup(seed=0, show=True, tools=False, versions=False, thinking=False):
+def setup(seed=0, show=True, tools=False, versions=False, thinking=False, vision=False):
     """Quiet logs, seed everything, print what the notebook runs on; return the model id or path to use.
 
-    The model comes from `chatkit.default_model(tools, thinking)`: `CHATKIT_MODEL` if set, the embedded
-    model when offline, otherwise a small instruct model from the Hub (one that calls tools, with
-    `tools=True`; one that thinks, with `thinking=True`).
+    The model comes from `chatkit.default_model(tools, thinking, vision)`: `CHATKIT_MODEL` if set, the
+    embedded model when offline, otherwise a small instruct model from the Hub (one that calls tools, with
+    `tools=True`; one that thinks, with `thinking=True`; one that sees pictures, with `vision=True`).
     It prints one line (transformers and torch versions, the device, the model); `versions=True` (the
     first notebook) prints Python's and every library's version, a line each.
     """
     quiet()
     seed_everything(seed)
-    model = default_model(tools=tools, thinking=thinking)
+    model = default_model(tools=tools, thinking=thinking, vision=vision)
     if show and versions:
         print(f"python: {platform.python_version()}")
         for name, ver in package_versions().items():

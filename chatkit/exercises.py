@@ -480,3 +480,60 @@ def dropped_thought(saved_tokens, message, tokenizer, question):
     dropped = count_prompt_tokens(question + [{"role": "assistant", "content": message["content"]}], tokenizer)
     need(saved_tokens == kept - dropped, "count the tokens of the reply with its thought and without (§9.5)")
     return f"{saved_tokens} tokens saved on every later turn"
+
+
+# ----------------------------------------------------------------------------- 10 images
+
+
+def _image_blocks(message):
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "image"] if isinstance(content, list) else []
+
+
+def _greedy_answer(model, processor, chat, max_new_tokens=48):
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    ).to(model.device)
+    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    return processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+@check
+def image_token_count(count, processor, chat):
+    """Exercise 10.1: how many of the prompt's tokens stand for the pictures of `chat`."""
+    need(isinstance(count, int), "a whole number of tokens")
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    want = int((inputs["input_ids"] == image_id).sum())
+    total = inputs["input_ids"].shape[1]
+    need(count != total, "that is every token of the prompt: count only those that stand for a picture (§10.2)")
+    need(count == want, "tokenize with the processor, then count the ids equal to the image token's id (§10.2)")
+    return f"{count} of the {total} prompt tokens stand for the pictures"
+
+
+@check
+def picture_answer(answer, model, processor, picture, question):
+    """Exercise 10.2: the greedy answer to `question` about `picture`, through the processor and generate."""
+    need(isinstance(answer, str), "the answer as text: decode the new tokens")
+    chat = [{"role": "user", "content": [{"type": "image", "image": picture}, {"type": "text", "text": question}]}]
+    want = _greedy_answer(model, processor, chat)
+    need(not answer.lstrip().startswith("<|"), "decode only the new tokens, with skip_special_tokens=True (§10.2)")
+    need(answer.strip() == want.strip(), "one user message: an image block, then a text block; greedy (§10.1, §10.2)")
+    return f"the model says {want.strip()!r}"
+
+
+@check
+def two_pictures(chat, processor, first, second):
+    """Exercise 10.3: one user message carrying two pictures, in order, and a question about both."""
+    need(isinstance(chat, list) and chat and isinstance(chat[-1], dict), "a chat: a list of messages")
+    message = chat[-1]
+    need(message.get("role") == "user", "the last message is the user's")
+    blocks = _image_blocks(message)
+    need(len(blocks) == 2, "two image blocks in the same message, each {'type': 'image', 'image': ...} (§10.4)")
+    need([b.get("image") for b in blocks] == [first, second], "the two pictures, first then second")
+    texts = [b for b in message["content"] if isinstance(b, dict) and b.get("type") == "text" and b.get("text")]
+    need(texts, "and a text block with your question")
+    rendered = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return f"the prompt holds {rendered.count(processor.image_token)} image placeholders and your question"

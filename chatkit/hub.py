@@ -44,6 +44,10 @@ DEFAULT_TOOLS_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 # and writes the thought as `<think>...</think>`, the format of the embedded model's thinking.
 DEFAULT_THINKING_MODEL = "Qwen/Qwen3-0.6B"
 
+# The Hub model that sees (notebook 10) when online. SmolVLM-256M-Instruct: ungated (Apache-2.0), ~0.5 GB in
+# bf16; a SigLIP encoder and SmolLM2-135M (Idefics3 architecture), each 512x512 tile of a picture as 64 tokens.
+DEFAULT_VISION_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
+
 # Environment variable that overrides the model every notebook uses.
 MODEL_ENV_VAR = "CHATKIT_MODEL"
 
@@ -53,6 +57,11 @@ EMBEDDED_DIR = Path(__file__).parent / "embedded"
 def embedded_model_path():
     """Folder of the chat model shipped inside chatkit: works offline with `pipeline` and `from_pretrained`."""
     return str(EMBEDDED_DIR / "chat")
+
+
+def embedded_vision_path():
+    """Folder of the vision-language model shipped inside chatkit (the embedded chat model with eyes)."""
+    return str(EMBEDDED_DIR / "vision")
 
 
 def embedded_draft_path():
@@ -93,15 +102,17 @@ def hub_reachable(timeout=1.5):
     return _can_connect(url.hostname, port, timeout)
 
 
-def default_model(tools=False, thinking=False):
-    """The model a notebook should use: `CHATKIT_MODEL`, else the embedded model offline, else the Hub default
-    (`DEFAULT_TOOLS_MODEL` when the notebook needs a model that calls tools, `DEFAULT_THINKING_MODEL` one
-    that thinks)."""
+def default_model(tools=False, thinking=False, vision=False):
+    """The model a notebook should use: `CHATKIT_MODEL`, else the embedded model offline (its vision-language
+    model with `vision=True`), else the Hub default (`DEFAULT_TOOLS_MODEL` when the notebook needs a model
+    that calls tools, `DEFAULT_THINKING_MODEL` one that thinks, `DEFAULT_VISION_MODEL` one that sees)."""
     chosen = os.environ.get(MODEL_ENV_VAR, "").strip()
     if chosen:
         return chosen
     if not hub_reachable():
-        return embedded_model_path()
+        return embedded_vision_path() if vision else embedded_model_path()
+    if vision:
+        return DEFAULT_VISION_MODEL
     return DEFAULT_THINKING_MODEL if thinking else DEFAULT_TOOLS_MODEL if tools else DEFAULT_HUB_MODEL
 
 
@@ -111,6 +122,8 @@ def describe_model(model):
         return "chatkit's embedded model (offline)"
     if str(model) == embedded_draft_path():
         return "chatkit's embedded draft model (offline)"
+    if str(model) == embedded_vision_path():
+        return "chatkit's embedded vision-language model (offline)"
     return str(model)
 
 

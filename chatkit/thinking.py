@@ -14,7 +14,7 @@ the Qwen family). This module measures and limits:
 Example:
     >>> import chatkit
     >>> model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
-    >>> chat = [{"role": "user", "content": "What is 17 + 26 + 35?"}]
+    >>> chat = [{"role": "user", "content": "What is 24 + 13 + 31?"}]
     >>> run = timed_reply(model, tokenizer, chat, enable_thinking=True)
     >>> run.thought_tokens > 0, run.seconds_to_answer <= run.seconds
     (True, True)

@@ -52,7 +52,7 @@ DRAFT_TOOLS = dict(steps=1500, lr=1e-3, warmup=50, drill_only=0.0, drill_mix=0.2
 # (training/phrasing.py), mixed with everything before so the earlier skills stay. The draft keeps its
 # tools stage: it shares the tokenizer, and thinking needs no new token.
 CHAT_THINKING = dict(
-    steps=5000,
+    steps=6500,
     lr=6e-4,
     warmup=100,
     drill_only=0.0,
@@ -60,10 +60,11 @@ CHAT_THINKING = dict(
     arithmetic_weight=0.4,
     tool_mix=0.35,
     thinking_mix=0.45,
-    rephrase=0.5,
+    rephrase=0.7,
     seq_len=512,
 )
 CARD_EVAL_CONVERSATIONS = 400
+PHRASING_SETS = [ROOT / "training" / "phrasings_held_out.json", ROOT / "training" / "phrasings_held_out_2.json"]
 THINKING_EVAL_SEED = EVAL_SEED + 11  # held-out thinking questions (training draws from seeds ≥ 7,919)
 THINKING_LABELS = {
     "two_numbers": "sums and differences of two numbers",
@@ -152,15 +153,20 @@ def evaluate_and_write_card(out, threads, eval_n):
         f"{thought[kind + '_on'][0]:.1%} | {thought[kind + '_think_tokens'][0]:.1f} |"
         for kind in QUESTION_KINDS
     ]
-    phrased = evaluate_phrasings(chat, tokenizer, load_phrasings())
+    # the first held-out set, and the second (written later, apart from the generator and the first) if present
+    sets = [load_phrasings(path) for path in PHRASING_SETS if path.exists()]
+    phrased = [evaluate_phrasings(chat, tokenizer, items) for items in sets]
+    names = list(PHRASING_LABELS) + sorted(name for name in phrased[0] if ":" in name)
     phrasing_rows = [
-        f"| {label} | {phrased[name][1]} | {phrased[name][0]:.1%} |" for name, label in PHRASING_LABELS.items()
+        "| figure | " + " | ".join(f"{p.name}: questions, right" for p in PHRASING_SETS[: len(sets)]) + " |",
+        "| --- |" + " --- |" * len(sets),
     ]
-    phrasing_rows += [
-        f"| &nbsp;&nbsp;{name.split(':')[1]} ({'no tools' if name.startswith('plain') else 'tools'}) | {n} | {value:.1%} |"
-        for name, (value, n) in sorted(phrased.items())
-        if ":" in name
-    ]
+    for name in names:
+        label = PHRASING_LABELS.get(name) or (
+            f"&nbsp;&nbsp;{name.split(':')[1]} ({'no tools' if name.startswith('plain') else 'tools'})"
+        )
+        cells = [f"{f[name][1]}, {f[name][0]:.1%}" if name in f else "-" for f in phrased]
+        phrasing_rows.append(f"| {label} | " + " | ".join(cells) + " |")
 
     def fig(name, template=True):
         return f"{figures[template].get(name, (float('nan'), 0))[0]:.1%}"

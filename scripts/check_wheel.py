@@ -1,6 +1,6 @@
 """`make test-wheel`: the wheel is ready to publish: it carries the embedded model, and a notebook runs from it.
 
-Builds the wheel (`python -m build`), checks it holds the embedded chat model, its draft and the data
+Builds the wheel (`python -m build`), checks it holds the embedded chat model, its draft, the vision model and the data
 files the notebooks read, installs it into a fresh venv (with the course's pins), and executes notebook
 01 there, offline, from a folder outside the repository, so only the installed chatkit can be imported.
 
@@ -19,6 +19,8 @@ NEEDED = (
     "chatkit/embedded/chat/model.safetensors",
     "chatkit/embedded/chat/tokenizer.json",
     "chatkit/embedded/draft/model.safetensors",
+    "chatkit/embedded/vision/model.safetensors",
+    "chatkit/embedded/vision/processor_config.json",
     "chatkit/data/held_out.json",
     "chatkit/data/real_model_examples.json",
 )

@@ -810,3 +810,71 @@ def test_dropped_thought(chat_model):
     right(exercises.dropped_thought(len(block), message, tokenizer, SUM3))
     wrong(exercises.dropped_thought(len(block) + 3, message, tokenizer, SUM3), "with its thought and without")
     wrong(exercises.dropped_thought(float(len(block)), message, tokenizer, SUM3), "whole number")
+
+
+# ----------------------------------------------------------------------------- 10 images
+
+
+@pytest.fixture(scope="module")
+def vision_model():
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = chatkit.embedded_vision_path()
+    return AutoModelForImageTextToText.from_pretrained(path), AutoProcessor.from_pretrained(path)
+
+
+def _picture_chat(images, text):
+    blocks = [{"type": "image", "image": image} for image in images]
+    return [{"role": "user", "content": blocks + [{"type": "text", "text": text}]}]
+
+
+def test_image_token_count(vision_model):
+    _, processor = vision_model
+    first, second = chatkit.picture_questions.held_out_comparisons(1)[0]["images"]
+    two = _picture_chat([first, second], "Which picture has more things?")
+    ids = processor.apply_chat_template(
+        two, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )["input_ids"]
+    right(exercises.image_token_count(2 * 64, processor, two))
+    wrong(exercises.image_token_count(ids.shape[1], processor, two), "count only those")
+    wrong(exercises.image_token_count(64, processor, two), "count the ids")
+    wrong(exercises.image_token_count("128", processor, two), "whole number")
+
+
+def test_picture_answer(vision_model):
+    model, processor = vision_model
+    q = chatkit.picture_questions.held_out_image_questions(2)[1]
+    picture, question = q["image"], q["chat"][0]["content"][-1]["text"]
+    inputs = processor.apply_chat_template(
+        _picture_chat([picture], question),
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+    )
+    out = model.generate(**inputs, max_new_tokens=48, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1] :]
+    right(
+        exercises.picture_answer(processor.decode(new, skip_special_tokens=True), model, processor, picture, question)
+    )
+    wrong(exercises.picture_answer(processor.decode(out[0]), model, processor, picture, question), "new tokens")
+    wrong(exercises.picture_answer("The circle is blue. Obviously", model, processor, picture, question), "greedy")
+    wrong(exercises.picture_answer(new, model, processor, picture, question), "as text")
+
+
+def test_two_pictures(vision_model):
+    _, processor = vision_model
+    first, second = chatkit.picture_questions.held_out_comparisons(1)[0]["images"]
+    right(exercises.two_pictures(_picture_chat([first, second], "Which has more?"), processor, first, second))
+    wrong(
+        exercises.two_pictures(_picture_chat([second, first], "Which has more?"), processor, first, second),
+        "first then",
+    )
+    wrong(
+        exercises.two_pictures(_picture_chat([first], "Which has more?"), processor, first, second), "two image blocks"
+    )
+    split = _picture_chat([first], "Look.") + [{"role": "assistant", "content": "OK."}]
+    wrong(exercises.two_pictures(split + _picture_chat([second], "Which?"), processor, first, second), "two image")
+    no_text = [{"role": "user", "content": _picture_chat([first, second], "")[0]["content"][:2]}]
+    wrong(exercises.two_pictures(no_text, processor, first, second), "text block")
+    wrong(exercises.two_pictures("two pictures", processor, first, second), "list of messages")

@@ -14,12 +14,13 @@ from test_package import PACKAGE, _chatkit_imports, _python_without
 
 from chatkit import quiz
 
+COURSE = len(list((PACKAGE.parent / "notebooks").glob("[0-9][0-9]_*.ipynb")))  # one quiz for each notebook
 FIRST = quiz.QUIZZES[1][0]  # notebook 1, question 1: the bad-input messages below name its choices
 LAST_LETTER = quiz.LETTERS[len(FIRST.choices) - 1]
 
 
 def test_every_notebook_has_three_to_five_well_formed_questions():
-    assert sorted(quiz.QUIZZES) == list(range(1, 10))
+    assert sorted(quiz.QUIZZES) == list(range(1, COURSE + 1))
     for notebook, questions in quiz.QUIZZES.items():
         assert 3 <= len(questions) <= 5, notebook
         for question in questions:
@@ -61,7 +62,10 @@ CHOICES = (
 @pytest.mark.parametrize(
     "args, message",
     [
-        ((11, 1, "a"), "no quiz for notebook 11: there are quizzes for notebooks 1–9"),
+        (
+            (COURSE + 1, 1, "a"),
+            f"no quiz for notebook {COURSE + 1}: there are quizzes for notebooks 1–{COURSE}",
+        ),
         ((0, 1, "a"), "no quiz for notebook 0"),
         (("3", 1, "a"), "no quiz for notebook '3'"),
         ((True, 1, "a"), "no quiz for notebook True"),
@@ -82,7 +86,7 @@ def test_bad_input_says_what_was_wrong_and_what_is_valid(args, message, capsys):
 
 
 def test_show_refuses_a_notebook_without_a_quiz():
-    with pytest.raises(ValueError, match="there are quizzes for notebooks 1–9"):
+    with pytest.raises(ValueError, match=f"there are quizzes for notebooks 1–{COURSE}"):
         quiz.show(42)
 
 
@@ -233,10 +237,10 @@ def test_the_questions_come_from_the_data_file_by_notebook_number(tmp_path):
 
 
 def test_a_quiz_for_a_new_notebook_needs_only_its_entry(monkeypatch):
-    question = quiz.Question("What does notebook 10 teach?", ("This", "That", "Both"), 2, "§10.1: both.")
-    monkeypatch.setitem(quiz.QUIZZES, 10, (question,))
-    assert "Quiz on notebook 10: 1 questions" in repr(quiz.show(10))
-    assert quiz.answer(10, 1, "c") is True
+    question = quiz.Question("What does notebook 99 teach?", ("This", "That", "Both"), 2, "§99.1: both.")
+    monkeypatch.setitem(quiz.QUIZZES, 99, (question,))
+    assert "Quiz on notebook 99: 1 questions" in repr(quiz.show(99))
+    assert quiz.answer(99, 1, "c") is True
     monkeypatch.delitem(quiz.QUIZZES, 8)
     with pytest.raises(ValueError, match="there are quizzes for notebooks 1, 2, 3, 4, 5, 6, 7, 9"):
         quiz.show(8)

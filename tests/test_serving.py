@@ -444,3 +444,41 @@ def test_tools_reach_the_server_and_its_tool_call_comes_back(remote, local):
     here = parse_reply(tokenizer, chatkit.reply(model, tokenizer, chat, tools=EMBEDDED_TOOLS, max_new_tokens=64))
     there = parse_reply(None, chatkit.reply(remote, None, chat, tools=EMBEDDED_TOOLS, max_new_tokens=64))
     assert here.get("tool_calls") and there == here
+
+
+def test_a_picture_sent_as_an_image_url_gets_the_local_models_answer():
+    # the embedded vision-language model behind `transformers serve`; the picture as a data URL (OpenAI's
+    # image_url content), as notebook 10 sends it
+    import base64
+    import io
+
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    pytest.importorskip("fastapi", reason=NEEDS_SERVE)
+    path = chatkit.embedded_vision_path()
+    q = chatkit.picture_questions.held_out_image_questions(3)[2]
+    question = q["chat"][0]["content"][-1]["text"]
+    buffer = io.BytesIO()
+    q["image"].save(buffer, format="PNG")
+    data_url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    content = [{"type": "image_url", "image_url": {"url": data_url}}, {"type": "text", "text": question}]
+    body = {"model": path, "messages": [{"role": "user", "content": content}], "max_tokens": 48, "temperature": 0}
+    with start_server(path) as running:
+        served = _post(running.url + "/v1/chat/completions", body)["choices"][0]["message"]["content"]
+    processor, model = AutoProcessor.from_pretrained(path), AutoModelForImageTextToText.from_pretrained(path)
+    chat = [{"role": "user", "content": [{"type": "image", "image": q["image"]}, {"type": "text", "text": question}]}]
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=48, do_sample=False)
+    assert served == processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def _post(url, body):
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return json.loads(answer.read())

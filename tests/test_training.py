@@ -193,8 +193,8 @@ def tool_figures(chat_model, tokenizer):
 
 
 def test_tool_quality_bars(tool_figures):
-    # The targets: 95% right calls (the card's 400 conversations: 97.6%), 98% right sums with the
-    # calculator (97.4%); no call where none is needed 100%, right final answers 96.2%. On these 40
+    # The targets: 95% right calls (the card's 400 conversations: 99.7%), 98% right sums with the
+    # calculator (98.3%); no call where none is needed 99.8%, right final answers 99.3%. On these 40
     # (19 calls), one miss moves a call figure by 5 points, so the bar here is 90%.
     assert tool_figures["call_right"][0] >= 0.90, tool_figures
     assert tool_figures["no_call"][0] >= 0.95, tool_figures
@@ -296,9 +296,12 @@ def test_plain_text_without_template_is_worse(held_out_figures):
 
 
 def test_shipped_size_and_draft_ratio():
-    files = [p for p in Path(chatkit.embedded_model_path()).parent.rglob("*") if p.is_file()]
-    assert sum(p.stat().st_size for p in files) <= 16 * 1024 * 1024
-    for folder in (CHAT_DIR, DRAFT_DIR):
+    def megabytes(*folders):
+        return sum(p.stat().st_size for folder in folders for p in folder.iterdir() if p.is_file()) / 2**20
+
+    assert megabytes(CHAT_DIR, DRAFT_DIR) <= 16  # the chat model and its draft
+    assert megabytes(Path(chatkit.embedded_vision_path())) <= 16  # the vision-language model: 16 MB more at most
+    for folder in (CHAT_DIR, DRAFT_DIR, Path(chatkit.embedded_vision_path())):
         assert (folder / "model.safetensors").stat().st_mode & 0o044 == 0o044  # world-readable
     chat_cfg = json.loads((CHAT_DIR / "config.json").read_text())
     draft_cfg = json.loads((DRAFT_DIR / "config.json").read_text())
@@ -412,12 +415,13 @@ def test_reworded_tool_descriptions_reach_the_prompt(tokenizer):
     assert "add(a: int, b: int): Return the sum a + b." in prompt
 
 
-def test_held_out_phrasings_are_well_formed_and_right():
+@pytest.mark.parametrize("name", ["phrasings_held_out.json", "phrasings_held_out_2.json"])
+def test_held_out_phrasings_are_well_formed_and_right(name):
     import re
 
     from training.evaluate import load_phrasings
 
-    items = load_phrasings()
+    items = load_phrasings(Path(__file__).parents[1] / "training" / name)
     assert len(items) >= 150 and {i["kind"] for i in items} == {"plain", "tool"}
     for item in items:
         numbers = [int(n) for n in re.findall(r"\d+", item["question"])]
@@ -438,7 +442,7 @@ def thinking_figures(chat_model, tokenizer):
 
 def test_thinking_quality_bars(thinking_figures):
     # The bar: thinking on beats thinking off by 15 points or more on multi-step questions (the
-    # card's 200 questions: three numbers 0% -> 52.5%, word problems 0% -> 97.5%, follow-ups 5% -> 92.5%).
+    # card's 200 questions: three numbers 5% -> 70%, word problems 0% -> 100%, follow-ups 5% -> 95%).
     f = thinking_figures
     multi = ("three_numbers", "word_problem", "followup")
     on, off = (
@@ -453,8 +457,9 @@ def test_thinking_quality_bars(thinking_figures):
 
 
 def test_held_out_phrasings_with_tools_meet_the_bar(chat_model, tokenizer):
-    # The target is 90% right calls on phrasings written apart from the generator (the card: 90.0%
-    # on all 60). Plain questions asked other ways stay below it (71.8% on the card's 103).
+    # The target is 90% right calls on phrasings written apart from the generator (the card: 91.7%
+    # on the first set's 60, 80.0% on the second's). Plain questions asked other ways stay below it (80.6%
+    # and 70.9% of 103).
     from training.evaluate import evaluate_phrasings, load_phrasings
 
     figures = evaluate_phrasings(chat_model, tokenizer, [i for i in load_phrasings() if i["kind"] == "tool"])

@@ -103,6 +103,16 @@ COUNTS = [  # (question, full answer, short answer, number)
     ("How many continents are there?", "There are 7 continents.", "7.", 7),
     ("How many bits are in a byte?", "There are 8 bits in a byte.", "8.", 8),
 ]
+# What each count question counts, in what: the slots training/phrasing.py asks it again from.
+COUNT_PARTS = {
+    "How many days are in a week?": ("days", "a week"),
+    "How many hours are in a day?": ("hours", "a day"),
+    "How many minutes are in an hour?": ("minutes", "an hour"),
+    "How many months are in a year?": ("months", "a year"),
+    "How many seconds are in a minute?": ("seconds", "a minute"),
+    "How many continents are there?": ("continents", "the world"),
+    "How many bits are in a byte?": ("bits", "a byte"),
+}
 
 TOPICS = {
     # name: (questions, full explanation, one-sentence version, keyword the answer must contain)
@@ -570,7 +580,9 @@ def _colour(rng, persona):
 
 def _count(rng, persona):
     question, full, short, number = rng.choice(COUNTS)
-    return [_answer(persona, rng, question, full, short, "fact", str(number))]
+    units, whole = COUNT_PARTS[question]
+    slots = {"kind": "count", "units": units, "whole": whole}
+    return [_answer(persona, rng, question, full, short, "fact", str(number), slots=slots)]
 
 
 def _topic(rng, persona):

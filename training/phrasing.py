@@ -106,6 +106,16 @@ ARITHMETIC = {
 # The whole questions, for the other kinds: {country}, {animal}/{animals}, {thing}, {city}.
 QUESTIONS = {
     "capital": [
+        "{country} capital?",
+        "capital city of {country}",
+        "what is {country}'s capital called",
+        "Which city is {country}'s capital?",
+        "{country}'s capital city?",
+        "What do they call the capital of {country}?",
+        "Where is the capital of {country}?",
+        "the capital of {country} please",
+        "Is the capital of {country} a city you know? What is it?",
+        "My friend and I disagree about the capital of {country}. What is it really?",
         "What is the capital of {country}?",
         "capital of {country}?",
         "What's {country}'s capital?",
@@ -120,6 +130,12 @@ QUESTIONS = {
         "I forgot the capital of {country}. What is it?",
     ],
     "legs": [
+        "{animal} legs?",
+        "how many legs has a {animal}",
+        "Does a {animal} have many legs? How many?",
+        "What's the number of legs on a {animal}?",
+        "legs on {animals}?",
+        "How many legs (or arms) does a {animal} have?",
         "How many legs does a {animal} have?",
         "how many legs on a {animal}?",
         "Legs of a {animal}?",
@@ -132,6 +148,11 @@ QUESTIONS = {
         "Tell me how many legs a {animal} has.",
     ],
     "colour": [
+        "{thing} is what colour?",
+        "colour of {thing}?",
+        "If I paint {thing}, which colour do I use?",
+        "what colour would {thing} be",
+        "Which colour do you see in {thing}?",
         "What colour is {thing}?",
         "what color is {thing}",
         "Which colour is {thing}?",
@@ -142,6 +163,11 @@ QUESTIONS = {
         "Do you know what colour {thing} is?",
     ],
     "city_fun": [
+        "got a free afternoon in {city}, any suggestions?",
+        "{city} ideas?",
+        "What can a tourist do in {city}?",
+        "Best thing to do in {city}?",
+        "first time in {city}, what do I visit",
         "What is a fun thing to do in {city}?",
         "What should I see in {city}?",
         "Any tips for {city}?",
@@ -155,7 +181,23 @@ QUESTIONS = {
         "What would you do in {city}?",
         "Where should I go in {city}?",
     ],
+    "count": [
+        "How many {units} are in {whole}?",
+        "{units} in {whole}?",
+        "how many {units} in {whole}",
+        "How many {units} does {whole} have?",
+        "{whole} has how many {units}?",
+        "Number of {units} in {whole}?",
+        "Tell me how many {units} make {whole}.",
+        "how many {units} make {whole}",
+        "Quick check: {whole} is how many {units}?",
+        "Do you know how many {units} there are in {whole}?",
+    ],
     "city_country": [
+        "{city} is in what country",
+        "country of {city}?",
+        "Which country would I fly to for {city}?",
+        "{city}, that's in which country again?",
         "Which country is {city} in?",
         "What country is {city} in?",
         "{city} is in which country?",
@@ -182,6 +224,8 @@ FILLERS = [
     "I was wondering: ",
     "Sorry to bother you, ",
 ]
+# Words learners often spell another way (British or American, or just wrong).
+MISSPELLINGS = [("capital", "capitol"), ("colour", "color"), ("What", "Wat"), ("what", "wat"), ("How many", "How meny")]
 POLITE = [" please", " Thanks!", " Thank you.", " Thanks in advance.", " if you can", " :)"]
 
 # Each tool's one-line description, worded other ways (the template writes `name(args): description`).
@@ -265,6 +309,12 @@ def surface(rng, text):
         text = text.rstrip("?.")
     if rng.random() < 0.12:
         text = _typo(rng, text)
+    if rng.random() < 0.15:
+        text = text.replace("'", "")  # "whats", "canadas capital"
+    found = [pair for pair in MISSPELLINGS if pair[0] in text]
+    if found and rng.random() < 0.1:
+        right, wrong = rng.choice(found)
+        text = text.replace(right, wrong, 1)
     return text
 
 

@@ -1,0 +1,113 @@
+"""Tests for training/vision.py: the Llava model built around the embedded chat model, its processor and chat
+template, the loss mask, a few training steps, and the files transformers loads back (processor path and
+pipeline path), on pictures the tests draw."""
+
+import os
+import random
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import chatkit  # noqa: E402
+from chatkit import picture_questions, pictures  # noqa: E402
+from training import vision  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def built():
+    return vision.build(chatkit.embedded_model_path())
+
+
+@pytest.fixture(scope="module")
+def saved(built, tmp_path_factory):
+    model, processor = built
+    return vision.save(model, processor, tmp_path_factory.mktemp("vision"))
+
+
+def _chat(seed=0):
+    scene = pictures.random_scene(random.Random(seed), "one")
+    block = {"type": "image", "image": pictures.draw(scene)}
+    return [{"role": "user", "content": [block, {"type": "text", "text": "What colour is it?"}]}]
+
+
+def test_the_template_writes_one_image_token_per_block_and_the_processor_expands_it(built):
+    _, processor = built
+    chat = _chat()
+    text = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert text.count(vision.IMAGE_TOKEN) == 1 and text.endswith("<|im_start|>assistant\n")
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    image_id = processor.tokenizer.convert_tokens_to_ids(vision.IMAGE_TOKEN)
+    assert int((inputs["input_ids"] == image_id).sum()) == vision.IMAGE_TOKENS == 64
+    assert tuple(inputs["pixel_values"].shape) == (1, 3, pictures.SIZE, pictures.SIZE)
+
+
+def test_text_only_chats_render_as_the_chat_model_does(built):
+    _, processor = built
+    tokenizer = chatkit.load_tokenizer(chatkit.embedded_model_path())
+    chat = [{"role": "user", "content": "What is the capital of France?"}]
+    assert processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == (
+        tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    )
+
+
+def test_the_language_model_starts_as_the_chat_model(built):
+    model, processor = built
+    chat_model, tokenizer = chatkit.load_model(chatkit.embedded_model_path())
+    chat = [{"role": "user", "content": "What is the capital of France?"}]
+    ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        a = chat_model(**ids).logits
+        b = model(**ids).logits[..., : a.shape[-1]]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_the_loss_mask_covers_the_replies_and_their_end_tokens_only(built):
+    _, processor = built
+    conv = picture_questions.image_conversation(1)
+    ids, mask, images = vision.encode_image_conversation(processor, conv)
+    trained = processor.tokenizer.decode([i for i, m in zip(ids, mask) if m])
+    replies = [m["content"] for m in conv["messages"] if m["role"] == "assistant"]
+    assert trained == "".join(r + "<|im_end|>" for r in replies)
+    assert len(images) == sum(
+        isinstance(b, dict) and b.get("type") == "image"
+        for m in conv["messages"]
+        if isinstance(m["content"], list)
+        for b in m["content"]
+    )
+
+
+def test_a_few_training_steps_lower_the_loss_and_touch_the_vision_tower(tmp_path):
+    model, processor = vision.build(chatkit.embedded_model_path())
+    before = model.model.vision_tower.embeddings.patch_embedding.weight.clone()
+    rows = [vision.encode_image_conversation(processor, picture_questions.image_conversation(s)) for s in range(4)]
+    batch = vision._batch(processor, rows)
+    with torch.no_grad():
+        first = model(**batch).loss.item()
+    vision.train_vision(model, processor, steps=6, batch=4, text_rows=1, warmup=1, progress=False)
+    with torch.no_grad():
+        after = model(**batch).loss.item()
+    assert after < first
+    assert not torch.equal(before, model.model.vision_tower.embeddings.patch_embedding.weight)
+
+
+def test_saved_files_load_with_the_auto_classes_and_the_pipeline(saved, built):
+    from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
+
+    model = AutoModelForImageTextToText.from_pretrained(saved)
+    processor = AutoProcessor.from_pretrained(saved)
+    assert type(model).__name__ == "LlavaForConditionalGeneration"
+    chat = _chat(3)
+    by_hand = vision.answer(model, processor, chat, max_new_tokens=8)
+    assert by_hand == vision.answer(*built, chat, max_new_tokens=8)
+    pipe = pipeline("image-text-to-text", model=str(saved))
+    out = pipe(text=chat, max_new_tokens=8, generate_kwargs={"do_sample": False})
+    assert out[0]["generated_text"][-1]["content"] == by_hand
+
+
+def test_a_template_without_content_blocks_is_refused():
+    with pytest.raises(ValueError, match="content-block"):
+        vision.vision_template("{{ messages[0]['content'] }}")
