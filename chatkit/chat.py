@@ -215,6 +215,15 @@ def split_system_prompt(chat):
     return message_text(chat[0]), list(chat[1:])
 
 
+def message_pictures(message):
+    """The pictures a message carries in its image blocks (`{"type": "image", "image": <PIL image>}`), in order;
+    blocks that name a `url` or `path` instead are left to the processor, which fetches them."""
+    content = message.get("content")
+    if isinstance(content, str) or not content:
+        return []
+    return [b["image"] for b in content if b.get("type") == "image" and callable(getattr(b.get("image"), "save", None))]
+
+
 def message_text(message):
     """The text a person reads for a message: its text blocks joined, then any tool calls as calls.
 

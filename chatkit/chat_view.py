@@ -1,7 +1,8 @@
 """How a chat message looks in a notebook: one HTML bubble per message, its text escaped.
 
 `message_html(role, text)` is what `ChatWidget` shows for each message; `status_html` its status line.
-A thinking model's thought comes first in its bubble, folded: `<details>`, which a click opens.
+A thinking model's thought comes first in its bubble, folded: `<details>`, which a click opens. A message's
+pictures (PIL images) show above its text, as PNG data URLs: the page holds them, nothing is fetched.
 
 Example:
     >>> "&lt;b&gt;" in message_html("user", "<b>hi</b>")
@@ -10,7 +11,9 @@ Example:
     True
 """
 
+import base64
 import html
+import io
 
 # Inline styles (no stylesheet to install): one colour per role, text kept as written.
 _BUBBLE_STYLE = {
@@ -31,9 +34,20 @@ def _thought_html(thought):
     )
 
 
-def message_html(role, content, streaming=False, thought=""):
-    """The HTML of one message: its role, its thought (if any) folded, and its content, all escaped so a
-    reply can never inject markup."""
+def picture_html(image, width=128):
+    """A PIL image as an `<img>` of its PNG bytes (a data URL), `width` pixels wide, sharp when enlarged."""
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    data = base64.b64encode(png.getvalue()).decode()
+    return (
+        f'<img class="chatkit-picture" src="data:image/png;base64,{data}" width="{width}" '
+        'style="image-rendering:pixelated; display:block; margin:4px 0;">'
+    )
+
+
+def message_html(role, content, streaming=False, thought="", pictures=()):
+    """The HTML of one message: its role, its thought (if any) folded, its pictures, and its content, all
+    escaped so a reply can never inject markup."""
     body = html.escape(content) if content else "" if streaming else '<i style="color:#777">(empty reply)</i>'
     cursor = '<span class="chatkit-cursor">&#9612;</span>' if streaming else ""
     return (
@@ -41,6 +55,7 @@ def message_html(role, content, streaming=False, thought=""):
         ' line-height:1.4;">'
         f'<div style="font-size:0.8em; font-weight:bold; color:#555;">{html.escape(role)}</div>'
         f"{_thought_html(thought) if thought else ''}"
+        f"{''.join(picture_html(picture) for picture in pictures)}"
         f'<div class="chatkit-content" style="white-space:pre-wrap; overflow-wrap:anywhere;">{body}{cursor}</div>'
         "</div>"
     )

@@ -1,9 +1,11 @@
 """The chat window's widgets: what a learner sees, types into and clicks, without what happens behind.
 
 `build()` makes the ipywidgets of `chatkit.widgets.ChatWidget`'s window (system prompt, settings and the
-"think" switch, the conversation view, the status line, the input box and the Send / Stop / Reset buttons),
-each with a CSS class for styling and for browser tests; `message_widget()` one message of the conversation
-(a thought folded above its text).
+"think" switch, the conversation view, the status line, the input box and the Send / Stop / Reset buttons,
+and for a model that sees, a picture upload), each with a CSS class for styling and for browser tests;
+`message_widget()` one message of the conversation (a thought folded above its text, its pictures);
+`uploaded_picture()` and `clear_upload()` read and empty the upload on ipywidgets 8 (a tuple of files) and
+7 (a dict by file name).
 `ChatWidget` wires them to the logic: sending, streaming, tools, history. ipywidgets is imported only
 when a window is made, so the rest of chatkit works without a UI stack; works with ipywidgets 8 and 7.
 
@@ -13,6 +15,7 @@ Example:
     ('You are terse.', 'greedy', True, False)
 """
 
+import io
 from types import SimpleNamespace
 
 from .chat_view import message_html
@@ -29,8 +32,9 @@ def ipywidgets():
     return ipywidgets
 
 
-def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit, thinking=False):
-    """The window's widgets, as attributes of one namespace; `ui` is the box that holds them all."""
+def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit, thinking=False, pictures=False):
+    """The window's widgets, as attributes of one namespace; `ui` is the box that holds them all. `picture`
+    is a file upload for one picture when `pictures` is on, else None."""
     ipw = ipywidgets()
     window = SimpleNamespace(
         system_prompt=ipw.Textarea(
@@ -76,22 +80,56 @@ def build(system_prompt, max_new_tokens, temperature, max_new_tokens_limit, thin
         ),
         stop=ipw.Button(description="Stop", icon="stop", disabled=True, layout=ipw.Layout(width="80px")),
         reset=ipw.Button(description="Reset", icon="trash", layout=ipw.Layout(width="80px")),
+        picture=ipw.FileUpload(accept="image/*", multiple=False, description="Picture") if pictures else None,
     )
     # CSS classes: stable selectors for styling and for browser tests.
     for name in ("system_prompt", "max_new_tokens", "decoding", "temperature", "thinking", "view", "status", "input"):
         getattr(window, name).add_class(f"chatkit-{name.replace('system_prompt', 'system').replace('_', '-')}")
-    for name in ("send", "stop", "reset"):
+    for name in ("send", "stop", "reset") + (("picture",) if pictures else ()):
         getattr(window, name).add_class(f"chatkit-{name}")
     settings = ipw.HBox([window.max_new_tokens, window.decoding, window.temperature, window.thinking])
-    controls = ipw.HBox([window.input, window.send, window.stop, window.reset], layout=ipw.Layout(width="98%"))
+    buttons = [window.send, window.stop, window.reset] + ([window.picture] if pictures else [])
+    controls = ipw.HBox([window.input, *buttons], layout=ipw.Layout(width="98%"))
     window.ui = ipw.VBox([window.system_prompt, settings, window.view, window.status, controls])
     window.ui.add_class("chatkit-chat")
     return window
 
 
-def message_widget(role, content, streaming=False, thought=""):
+def message_widget(role, content, streaming=False, thought="", pictures=()):
     """One message of the conversation view: its HTML bubble, with CSS classes for its role."""
-    view = ipywidgets().HTML(message_html(role, content, streaming, thought))
+    view = ipywidgets().HTML(message_html(role, content, streaming, thought, pictures))
     view.add_class("chatkit-message")
     view.add_class(f"chatkit-{role}")
     return view
+
+
+def uploaded_picture(upload):
+    """The picture in a file upload, as an RGB PIL image, or None when there is none.
+
+    ipywidgets 8 holds a tuple of files, each {"name", "content", ...}; ipywidgets 7 a dict by file name, each
+    {"metadata": {"name", ...}, "content"}. A file Pillow cannot read raises ValueError, naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    value = upload.value
+    files = [dict(f, name=f["metadata"]["name"]) for f in value.values()] if isinstance(value, dict) else list(value)
+    if not files:
+        return None
+    name, content = files[-1].get("name", "the file"), bytes(files[-1]["content"])
+    try:
+        return Image.open(io.BytesIO(content)).convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"{name} is not a picture this kernel can read ({len(content):,} bytes); upload a PNG, JPEG, GIF "
+            "or WebP file, or clear it with Reset"
+        ) from error
+
+
+def clear_upload(upload):
+    """Empty a file upload, on ipywidgets 8 (its value is settable) and 7 (its value is read-only: the files'
+    lists and the counter the button shows are reset, and the value with them)."""
+    if isinstance(upload.value, dict):
+        upload.metadata, upload.data = [], []
+        upload.set_trait("value", {})
+        upload._counter = 0
+    else:
+        upload.value = ()

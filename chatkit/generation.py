@@ -193,18 +193,33 @@ def _too_long(prompt, max_new_tokens, limit):
     )
 
 
-def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0, enable_thinking=None):
+def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0, enable_thinking=None, processor=None):
     """Steps 2 and 3 of a reply: the chat template's text, tokenized once, after the context guard.
 
-    `enable_thinking` goes to the template when it is not None (see the module's docstring).
+    `enable_thinking` goes to the template when it is not None (see the module's docstring). With a
+    `processor` (a vision-language model's), the processor renders and encodes the chat, its pictures
+    included (`pixel_values` beside the ids), as `pipeline("image-text-to-text")` does.
 
     Raises ContextTooLongError when the prompt plus `max_new_tokens` exceed the model's context:
     from the text's length alone when it is sure (a 1 MB message is refused at once), else from the
     token count. Returns the inputs (input_ids, attention_mask) on the model's device.
     """
+    limit = context_length(model)
+    if processor is not None:
+        inputs = processor.apply_chat_template(
+            chat,
+            tools=tools,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            **_template_kwargs(chat, enable_thinking),
+        )
+        used = inputs["input_ids"].shape[1]
+        if limit and used + max_new_tokens > limit:
+            raise _too_long(f"{used:,}", max_new_tokens, limit)
+        return inputs.to(model.device, dtype=model.dtype)  # pixel_values in the model's dtype; ids stay ints
     _check_tokenizer(tokenizer)
     text = tokenizer.apply_chat_template(chat, tools=tools, tokenize=False, **_template_kwargs(chat, enable_thinking))
-    limit = context_length(model)
     longest = _longest_token(tokenizer) if limit else 0
     at_least = math.ceil(len(text) / longest) if longest else 0  # tokens, known without tokenizing
     if limit and at_least + max_new_tokens > limit:
@@ -260,7 +275,7 @@ def _event_stopping_criteria(*events):
     return StopOnEvent()
 
 
-def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, enable_thinking=None, **settings):
+def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, enable_thinking=None, processor=None, **settings):
     """Yield the assistant's reply to `chat` in text chunks, as the model writes them.
 
     Generation runs in a background thread feeding a `TextIteratorStreamer`; this generator reads
@@ -268,7 +283,8 @@ def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, enable_thi
     button; closing the generator early stops it too. An exception raised inside `generate` is
     re-raised here, in the caller. The chunks joined equal `reply()` with the same settings (and `tools`,
     `enable_thinking`); with thinking on, `split_thought` cuts the text so far into thought and answer.
-    Like `reply()`, it refuses a prompt too long for the model's context before any thread starts.
+    Like `reply()`, it refuses a prompt too long for the model's context before any thread starts. A
+    vision-language model takes its `processor` too (`encode_prompt`): the chat's image blocks then reach it.
     """
     from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -280,7 +296,9 @@ def stream_reply(model, tokenizer, chat, stop_event=None, tools=None, enable_thi
     if callable(getattr(model, "stream_chat", None)):  # a model behind a server: it streams itself
         yield from model.stream_chat(chat, stop_event=stop_event, tools=tools, **switch, **settings)
         return
-    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"], enable_thinking)
+    if processor is not None and tokenizer is None:
+        tokenizer = processor.tokenizer  # the streamer decodes with it
+    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"], enable_thinking, processor)
     closed = threading.Event()  # set when the reader stops early
     events = [closed] + ([stop_event] if stop_event is not None else [])
     criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])

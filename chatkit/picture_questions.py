@@ -279,9 +279,10 @@ def _assistant(text):
     return {"role": "assistant", "content": text}
 
 
-def _any_question(rng, held_out=False):
-    """(scene, (qtype, question, reply, key)): the question type first, evenly, then a scene that fits it."""
-    qtype = rng.choice(QUESTION_TYPES)
+def _any_question(rng, held_out=False, types=QUESTION_TYPES):
+    """(scene, (qtype, question, reply, key)): the question type first, evenly from `types` (a type named twice
+    comes twice as often), then a scene that fits it."""
+    qtype = rng.choice(types)
     scene = random_scene(rng, rng.choice(QUESTION_KINDS[qtype]), held_out)
     return scene, ask(scene, rng, qtype)
 
@@ -364,23 +365,25 @@ THANKS = ["Thanks!", "Thank you!", "thanks", "Great, thanks.", "Thank you very m
 WELCOME = ["You're welcome!", "You're welcome! Happy to help.", "Glad I could help!"]
 
 
-def image_conversation(seed):
+def image_conversation(seed, compare=0.10, types=QUESTION_TYPES):
     """A training chat about pictures in transformers' multimodal format, deterministic by seed.
 
     Returns {"images": [PIL images, in order of appearance], "messages": [...], "checks": [(index of an
     assistant message, qtype, key), ...]}; two-picture comparisons have qtype "compare" (key "first" or
-    "second"). About 70% one picture and one question, 15% a follow-up question about the same picture,
-    10% two pictures compared, 5% a question then a thank-you."""
+    "second"). By default about 70% one picture and one question (its type from `types`), 15% a follow-up
+    question about the same picture, 10% two pictures compared (`compare`: their share, taken from the single
+    questions), 5% a question then a thank-you."""
     rng = random.Random(seed)
     roll = rng.random()
-    if roll < 0.70 or roll >= 0.95:
-        scene, (qtype, question, reply, key) = _any_question(rng)
+    single = 0.80 - compare
+    if roll < single or roll >= 0.95:
+        scene, (qtype, question, reply, key) = _any_question(rng, types=types)
         messages = [_user(question), _assistant(reply)]
         if roll >= 0.95:
             messages += [{"role": "user", "content": [{"type": "text", "text": rng.choice(THANKS)}]}]
             messages += [_assistant(rng.choice(WELCOME))]
         return {"images": [draw(scene)], "messages": messages, "checks": [(1, qtype, key)]}
-    if roll < 0.85:
+    if roll < single + 0.15:
         scene, turns = _follow_up(rng)
         (q1type, q1, r1, k1), (q2type, q2, r2, k2) = turns
         messages = [
@@ -398,14 +401,17 @@ def image_conversation(seed):
 def held_out_image_questions(n, seed=100_000):
     """n evaluation questions, their types in turn through QUESTION_TYPES, on pictures training never draws.
 
-    Each is {"qtype", "image", "chat": [one user message: an image block and a text block], "answer": key}."""
+    Each is {"qtype", "image", "chat": [one user message: an image block and a text block], "answer": key,
+    "scene": what the picture shows (`pictures.Scene`)}."""
     questions = []
     for i in range(n):
         rng = random.Random(seed + i)
         qtype = QUESTION_TYPES[i % len(QUESTION_TYPES)]
         scene = random_scene(rng, rng.choice(QUESTION_KINDS[qtype]), held_out=True)
         _, question, _, key = ask(scene, rng, qtype)
-        questions.append({"qtype": qtype, "image": draw(scene), "chat": [_user(question)], "answer": key})
+        questions.append(
+            {"qtype": qtype, "image": draw(scene), "chat": [_user(question)], "answer": key, "scene": scene}
+        )
     return questions
 
 

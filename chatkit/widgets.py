@@ -9,6 +9,10 @@ The "think" switch (`thinking=True`) passes `enable_thinking=True` to the chat t
 from the answer as it streams (`generation.split_thought`), shows folded above the reply; `history` keeps it
 as the message's `thinking`, which the template leaves out of later prompts.
 
+A vision-language model sees: `ChatWidget(model, processor)` (its processor where a text model's tokenizer
+goes) adds a "Picture" upload; the next message sent carries the picture as an image block, and the
+transcript shows it. `send(text, picture=image)` does the same from code.
+
 The reply is generated in a background thread (the notebook stays usable, Stop works mid-reply),
 except on Google Colab, whose front end does not show widget updates sent from a background thread
 (googlecolab/colabtools issue 3373): there it streams from the thread that handles the click or the
@@ -30,7 +34,7 @@ import threading
 import warnings
 
 from . import chat_window
-from .chat import message_text, message_thought, split_system_prompt, validate_chat
+from .chat import message_pictures, message_text, message_thought, split_system_prompt, validate_chat
 from .chat_view import message_html, status_html
 from .generation import generation_settings, split_thought, stream_reply
 from .hub import default_model, describe_model
@@ -55,13 +59,15 @@ class _Job:
         self.notes = []  # what was adapted in the chat the model saw, for the status line
         self.thinking = thinking  # generate with the template's thinking switch on
         self.opened = False  # the prompt ends in <think>: the reply starts inside a thought
+        self.uploaded = False  # its message's picture came from the upload (emptied when the reply is in)
 
 
 class ChatWidget:
     """A chat with `model` in a notebook; display it as the last line of a cell.
 
     Args:
-        model, tokenizer: a causal LM and its tokenizer, e.g. from `chatkit.load_model`.
+        model, tokenizer: a causal LM and its tokenizer, e.g. from `chatkit.load_model`; or a
+            vision-language model and its processor (`AutoProcessor`): the window then takes pictures.
         system_prompt: the text of the system message ("" for none).
         max_new_tokens: the longest reply, in tokens.
         temperature: 0 for greedy decoding (same chat, same reply), above 0 to sample.
@@ -106,13 +112,17 @@ class ChatWidget:
             functions_by_name(tools)  # ValueError now, not at the first message
         self.tools = tools
         self.model = model
-        self.tokenizer = tokenizer
+        self.processor = tokenizer if hasattr(tokenizer, "image_processor") else None  # a model that sees
+        self.tokenizer = self.processor.tokenizer if self.processor is not None else tokenizer
         self.background = not on_colab() if background is None else bool(background)
         self._messages = []  # the chat without its system message (that lives in the system field)
         self._job = None
         self._lock = threading.Lock()
 
-        window = chat_window.build(system_prompt or "", max_new_tokens, temperature, MAX_NEW_TOKENS_LIMIT, thinking)
+        window = chat_window.build(
+            system_prompt or "", max_new_tokens, temperature, MAX_NEW_TOKENS_LIMIT, thinking, self.processor is not None
+        )
+        self.picture = window.picture  # the picture upload (None for a model that cannot see)
         self.system_prompt, self.max_new_tokens, self.decoding = (
             window.system_prompt,
             window.max_new_tokens,
@@ -188,11 +198,13 @@ class ChatWidget:
         return self._job is not None
 
     # ----------------------------------------------------------------- actions (buttons and code)
-    def send(self, text=None):
+    def send(self, text=None, picture=None):
         """Send `text` (default: the input box's text) and stream the reply in the background.
 
+        `picture` (a PIL image; default: the one uploaded, if any) goes with the text as an image block, for a
+        model that sees; the upload is emptied once the reply is in (a failed reply leaves it, to send again).
         Returns at once: True if a reply started, False if there was nothing to send, a reply is
-        still streaming, or the chat or settings were rejected (the widget says why).
+        still streaming, or the chat, the picture or the settings were rejected (the widget says why).
         """
         from_box = text is None
         if not from_box and not isinstance(text, str):
@@ -205,22 +217,28 @@ class ChatWidget:
         if self.busy:
             self._show_status("A reply is still streaming: press Stop, or send when it is done.")
             return False
-        user_message = {"role": "user", "content": text}
-        chat = self.history + [user_message]
+        uploaded = picture is None and self.picture is not None and bool(self.picture.value)
         try:
+            picture = self._picture(picture)
+            user_message = {"role": "user", "content": text}
+            if picture is not None:
+                user_message["content"] = [{"type": "image", "image": picture}, {"type": "text", "text": text}]
+            chat = self.history + [user_message]
             validate_chat(chat)
             settings = self.settings
         except ValueError as error:
             self._show_status(str(error), error=True)
             return False
         job = _Job(thinking=self.thinking.value)
+        job.uploaded = uploaded
         with self._lock:
             self._messages.append(user_message)
             self._job = job
         if from_box:
             self._set_input("")
         reply_view = self._message_widget("assistant", "", streaming=True)
-        self.view.children = self.view.children + (self._message_widget("user", text), reply_view)
+        user_view = self._message_widget("user", text, pictures=message_pictures(user_message))
+        self.view.children = self.view.children + (user_view, reply_view)
         self._show_busy(True)
         self._show_status("replying…")
         if not self.background:  # Colab: stream from this thread, so every update reaches the page
@@ -241,10 +259,12 @@ class ChatWidget:
             job.stop_event.set()
 
     def reset(self):
-        """Stop any reply and clear the conversation; the system prompt and settings stay."""
+        """Stop any reply and clear the conversation and the picture upload; the system prompt and settings stay."""
         self._cancel_job()
         with self._lock:
             self._messages = []
+        if self.picture is not None:
+            chat_window.clear_upload(self.picture)
         self._render_view()
         self._show_status("")
 
@@ -301,6 +321,7 @@ class ChatWidget:
                 **settings,
                 **switch,
                 **({"tools": self.tools} if self.tools else {}),
+                **({"processor": self.processor} if self.processor is not None else {}),
             ):
                 reply += piece
                 thought, answer = split_thought(reply, job.opened) if job.thinking else ("", reply)
@@ -352,6 +373,8 @@ class ChatWidget:
             else:
                 self._messages.pop()  # the user's message: it never got a reply
         if failed is None:
+            if job.uploaded:
+                chat_window.clear_upload(self.picture)
             stopped = job.stop_event.is_set()
             self._show_status(" ".join((["Stopped."] if stopped else []) + job.notes))
         else:
@@ -380,14 +403,31 @@ class ChatWidget:
             self._show_busy(False)
 
     # ----------------------------------------------------------------- view helpers
-    def _message_widget(self, role, content, streaming=False, thought=""):
-        return chat_window.message_widget(role, content, streaming, thought)
+    def _picture(self, picture):
+        """The picture to send: `picture`, else the uploaded one, else None; ValueError where there is one
+        and the model cannot see, or the upload is not a picture."""
+        if picture is None and self.picture is not None:
+            picture = chat_window.uploaded_picture(self.picture)
+        if picture is not None and not callable(getattr(picture, "save", None)):
+            raise ValueError(
+                f"picture must be a PIL image, got {type(picture).__name__}; open a file with PIL.Image.open"
+            )
+        if picture is not None and self.processor is None:
+            raise ValueError(
+                "this model cannot see pictures: it was given a tokenizer, not a processor. Load a vision-language "
+                "model (chatkit.setup(vision=True), AutoModelForImageTextToText) and pass its AutoProcessor"
+            )
+        return picture
+
+    def _message_widget(self, role, content, streaming=False, thought="", pictures=()):
+        return chat_window.message_widget(role, content, streaming, thought, pictures)
 
     def _render_view(self):
         with self._lock:
             messages = list(self._messages)
         self.view.children = tuple(
-            self._message_widget(m["role"], message_text(m), thought=message_thought(m)) for m in messages
+            self._message_widget(m["role"], message_text(m), thought=message_thought(m), pictures=message_pictures(m))
+            for m in messages
         )
 
     def _show_status(self, text, error=False):
@@ -434,7 +474,10 @@ class ChatWidget:
     def _ipython_display_(self):
         """Show the widget's view, with this object's repr as its text (the view's model id is random) and
         the transcript as HTML: what GitHub and nbviewer show, since they cannot run the live widget."""
-        transcript = "".join(message_html(m["role"], message_text(m), thought=message_thought(m)) for m in self.history)
+        transcript = "".join(
+            message_html(m["role"], message_text(m), thought=message_thought(m), pictures=message_pictures(m))
+            for m in self.history
+        )
         display_widget(self.ui, repr(self), f'<div class="chatkit-transcript">{transcript}</div>')
 
 
@@ -442,6 +485,14 @@ def chat_widget(model_id=None, **kwargs):
     """Load `model_id` (default: `chatkit.default_model()`) and return a `ChatWidget` for it.
 
     Keyword arguments go to `ChatWidget` (system_prompt, max_new_tokens, temperature, history, thinking).
+    A vision-language model (its config has a `vision_config`) comes with its processor: the window takes
+    pictures.
     """
-    model, tokenizer = load_model(model_id or default_model())
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    model_id = model_id or default_model()
+    if hasattr(AutoConfig.from_pretrained(model_id), "vision_config"):
+        model = AutoModelForImageTextToText.from_pretrained(model_id, dtype="auto", device_map="auto")
+        return ChatWidget(model, AutoProcessor.from_pretrained(model_id), **kwargs)
+    model, tokenizer = load_model(model_id)
     return ChatWidget(model, tokenizer, **kwargs)

@@ -1,4 +1,4 @@
-"""The pictures of the vision-language model (training/pictures.py): drawings, questions, answers, checks."""
+"""chatkit.pictures and chatkit.picture_questions: the drawings, questions, answers and checks of the VLM."""
 
 import random
 import re
@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from chatkit import picture_questions, pictures
-from chatkit.pictures import COLOURS, KINDS, QUESTION_TYPES, SHAPES, SIZE
+from chatkit.pictures import COLOURS, KINDS, QUESTION_TYPES, SHAPES, SIZE, draw
 
 
 def scenes(kind, n=40):
@@ -188,6 +188,19 @@ def test_image_conversations():
     assert kinds["two pictures"] > 10 and kinds["thanks"] > 3
 
 
+def test_the_mix_of_conversations_follows_its_arguments():
+    def mix(**how):
+        convs = [picture_questions.image_conversation(seed, **how) for seed in range(400)]
+        pairs = sum(len(c["images"]) == 2 for c in convs)
+        singles = Counter(c["checks"][0][1] for c in convs if len(c["images"]) == 1 and len(c["messages"]) == 2)
+        return pairs / len(convs), singles
+
+    share, _ = mix()
+    more, singles = mix(compare=0.35, types=("colour", "colour", "count"))
+    assert 0.05 < share < 0.15 and 0.28 < more < 0.42
+    assert set(singles) == {"colour", "count"} and singles["colour"] > 1.5 * singles["count"]
+
+
 def test_comparisons_are_right():
     for seed in range(300):
         conv = picture_questions.image_conversation(seed)
@@ -220,6 +233,7 @@ def test_held_out_questions():
         (message,) = q["chat"]
         assert message["role"] == "user" and [b["type"] for b in message["content"]] == ["image", "text"]
         assert q["image"].size == (SIZE, SIZE) and isinstance(q["answer"], str) and q["answer"]
+        assert draw(q["scene"]).tobytes() == q["image"].tobytes()
     assert [q["image"].tobytes() for q in questions] == [
         q["image"].tobytes() for q in picture_questions.held_out_image_questions(16)
     ]

@@ -80,9 +80,32 @@ def test_the_loss_mask_covers_the_replies_and_their_end_tokens_only(built):
     )
 
 
-def test_a_few_training_steps_lower_the_loss_and_touch_the_vision_tower(tmp_path):
+def test_patch_labels_name_what_covers_each_patch_and_where_each_thing_is():
+    big = pictures.Thing("square", "red", 20, 20, pictures.BIG)  # pixels 9..31 both ways
+    small = pictures.Thing("circle", "blue", 50, 50, pictures.SMALL)
+    what, paint, centre = vision.patch_labels(pictures.Scene("two", [big, small]))
+    grid = what.view(8, 8)
+    assert grid[2, 2] == vision.WHAT.index("square") and paint.view(8, 8)[2, 2] == vision.PAINT.index("red")
+    assert grid[6, 6] == vision.WHAT.index("circle") and paint.view(8, 8)[6, 6] == vision.PAINT.index("blue")
+    assert grid[0, 7] == 0 and grid[7, 0] == 0  # background
+    assert centre.sum() == 2 and centre.view(8, 8)[2, 2] == 1 and centre.view(8, 8)[6, 6] == 1
+    digit = pictures.random_scene(random.Random(1), "text")
+    assert set(vision.patch_labels(digit)[0].tolist()) == {0, vision.WHAT.index(f"digit {digit.text}")}
+
+
+def test_the_tower_pretraining_lowers_its_loss_and_leaves_the_language_model_alone():
     model, processor = vision.build(chatkit.embedded_model_path())
-    before = model.model.vision_tower.embeddings.patch_embedding.weight.clone()
+    language = model.model.language_model.layers[0].mlp.down_proj.weight.clone()
+    short = vision.pretrain_tower(model, processor, steps=2, batch=4, warmup=1, progress=False)
+    longer = vision.pretrain_tower(model, processor, steps=30, batch=8, warmup=1, progress=False)
+    assert longer["tower_loss"] < short["tower_loss"]
+    assert torch.equal(language, model.model.language_model.layers[0].mlp.down_proj.weight)
+
+
+def test_a_few_training_steps_lower_the_loss_and_train_the_projector_not_the_tower():
+    model, processor = vision.build(chatkit.embedded_model_path())
+    tower = model.model.vision_tower.embeddings.patch_embedding.weight.clone()
+    projector = model.model.multi_modal_projector.linear_1.weight.clone()
     rows = [vision.encode_image_conversation(processor, picture_questions.image_conversation(s)) for s in range(4)]
     batch = vision._batch(processor, rows)
     with torch.no_grad():
@@ -91,7 +114,8 @@ def test_a_few_training_steps_lower_the_loss_and_touch_the_vision_tower(tmp_path
     with torch.no_grad():
         after = model(**batch).loss.item()
     assert after < first
-    assert not torch.equal(before, model.model.vision_tower.embeddings.patch_embedding.weight)
+    assert torch.equal(tower, model.model.vision_tower.embeddings.patch_embedding.weight)
+    assert not torch.equal(projector, model.model.multi_modal_projector.linear_1.weight)
 
 
 def test_saved_files_load_with_the_auto_classes_and_the_pipeline(saved, built):

@@ -740,3 +740,124 @@ def test_with_tools_a_thought_stays_with_its_reply_and_calls_in_it_are_not_run(e
     assert asked[1][0][1] == first  # this turn's thought goes back to the model with its call
     assert all(settings["enable_thinking"] is True for _, settings in asked)
     assert "Thought (" in widget.view.children[1].value and "multiply(a=12, b=7)" in widget.view.children[1].value
+
+
+# ----------------------------------------------------------------------------- pictures (a model that sees)
+
+
+@pytest.fixture(scope="session")
+def seeing():
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = chatkit.embedded_vision_path()
+    return AutoModelForImageTextToText.from_pretrained(path), AutoProcessor.from_pretrained(path)
+
+
+def drawn_picture(seed=0):
+    import random
+
+    from chatkit import pictures
+
+    return pictures.draw(pictures.random_scene(random.Random(seed), "one"))
+
+
+def png_bytes(image):
+    import io
+
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    return png.getvalue()
+
+
+def upload(widget, content, name="shape.png"):
+    """What the browser sends when the reader picks a file (through ipywidgets' own deserializers): on
+    ipywidgets 8 the value, a list of files; on 7 the files' metadata and bytes, then a higher counter."""
+    file = {"name": name, "type": "image/png", "size": len(content), "last_modified": 0}
+    if isinstance(widget.picture.value, dict):  # ipywidgets 7
+        counter = widget.picture._counter + 1
+        widget.picture.set_state({"metadata": [file], "data": [memoryview(content)], "_counter": counter})
+    else:
+        widget.picture.set_state({"value": [dict(file, content=memoryview(content))]})
+
+
+def greedy_by_hand(seeing, chat):
+    model, processor = seeing
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    out = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+    return processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_an_uploaded_picture_goes_with_the_message_shows_in_the_transcript_and_stays_in_the_chat(seeing):
+    model, processor = seeing
+    widget = ChatWidget(model, processor, system_prompt="", max_new_tokens=MAX_NEW_TOKENS)
+    picture = drawn_picture()
+    upload(widget, png_bytes(picture))
+    press_enter(widget, "What colour is it?")
+    assert widget.wait(60) and "chatkit-error" not in widget.status.value
+    first = widget.history
+    (image_block, text_block) = first[0]["content"]
+    assert image_block["type"] == "image" and image_block["image"].tobytes() == picture.tobytes()
+    assert text_block == {"type": "text", "text": "What colour is it?"}
+    assert first[1]["content"] == greedy_by_hand(seeing, first[:1])
+    assert not widget.picture.value  # emptied once the reply was in
+    user_view = messages_in_view(widget)[0][1]
+    assert 'class="chatkit-picture"' in user_view and "What colour is it?" in user_view
+    press_enter(widget, "And is it big or small?")  # a follow-up: the picture stays in the chat
+    assert widget.wait(60)
+    history = widget.history
+    assert history[:2] == first and history[2] == {"role": "user", "content": "And is it big or small?"}
+    assert history[3]["content"] == greedy_by_hand(seeing, history[:3])
+
+
+def test_send_takes_a_picture_from_code_and_the_text_form_shows_it(seeing):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    model, processor = seeing
+    widget = ChatWidget(model, processor, system_prompt="", max_new_tokens=MAX_NEW_TOKENS)
+    assert widget.send("What shape is it?", picture=drawn_picture(1)) and widget.wait(60)
+    assert widget.history[1]["content"] == greedy_by_hand(seeing, widget.history[:1])
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        widget._ipython_display_()
+    assert captured.outputs[0].data["text/html"].count('class="chatkit-picture"') == 1
+
+
+def test_a_file_that_is_not_a_picture_is_refused_and_nothing_is_lost(seeing):
+    model, processor = seeing
+    widget = ChatWidget(model, processor, system_prompt="", max_new_tokens=MAX_NEW_TOKENS)
+    upload(widget, b"%PDF-1.7 not a picture", name="notes.pdf")
+    type_only(widget, "What is in it?")
+    assert widget.send() is False
+    assert "notes.pdf is not a picture" in widget.status.value and "chatkit-error" in widget.status.value
+    assert widget.input.value == "What is in it?" and widget.history == [] and widget.picture.value
+    widget.reset()
+    assert not widget.picture.value
+
+
+def test_a_failed_reply_keeps_the_uploaded_picture_and_the_text(seeing, monkeypatch):
+    model, processor = seeing
+    widget = ChatWidget(model, processor, system_prompt="", max_new_tokens=MAX_NEW_TOKENS)
+    stream = ScriptedStream(["It "], fail_after=0)
+    monkeypatch.setattr(chat_widgets, "stream_reply", stream)
+    upload(widget, png_bytes(drawn_picture()))
+    press_enter(widget, "What colour is it?")
+    stream.let_through()
+    assert widget.wait(10)
+    assert widget.history == [] and widget.input.value == "What colour is it?" and widget.picture.value
+    assert "Your message is back in the input box" in widget.status.value
+
+
+def test_chat_widget_gives_a_vision_language_model_its_processor():
+    widget = chatkit.chat_widget(chatkit.embedded_vision_path(), system_prompt="", max_new_tokens=MAX_NEW_TOKENS)
+    assert widget.picture is not None and widget.processor is not None
+    assert widget.send("What colour is it?", picture=drawn_picture()) and widget.wait(60)
+    assert widget.history[-1]["role"] == "assistant" and "chatkit-error" not in widget.status.value
+
+
+def test_a_model_that_cannot_see_has_no_upload_and_refuses_a_picture(widget):
+    assert widget.picture is None
+    assert widget.send("What is it?", picture=drawn_picture()) is False
+    assert "this model cannot see pictures" in widget.status.value and widget.history[1:] == []

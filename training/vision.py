@@ -6,11 +6,14 @@ template writes `<image>` for an image block, and `LlavaProcessor` expands it to
 Llava is the simplest architecture that transformers loads with `AutoProcessor` and
 `AutoModelForImageTextToText` and runs in `pipeline("image-text-to-text")`: one image size, no image
 splitting, standard files. The language model starts from the embedded chat model's weights (its
-tokenizer gains one token, `<image>`), so it keeps its chat skills; training mixes the pictures of
-`training/pictures.py` with the text conversations of `training/corpus.py`.
+tokenizer gains one token, `<image>`), so it keeps its chat skills. Training has two stages, as Llava's:
+`pretrain_tower` first teaches the tower alone to name what each patch shows (its labels come from the
+scenes of `chatkit.pictures`), then `train_vision` trains the projector and the language model on picture
+chats (`chatkit.picture_questions`) mixed with the text conversations of `training/corpus.py`, the tower
+frozen.
 
-What this leaves out: image splitting and dynamic resolution (SmolVLM, Qwen2.5-VL), pretraining the
-vision tower on real photographs; the pictures are the repository's own drawings.
+What this leaves out: image splitting and dynamic resolution (SmolVLM, Qwen2.5-VL), a tower pretrained on
+real photographs and their captions; the pictures are the repository's own drawings.
 
 Example:
     >>> model, processor = build(chatkit.embedded_model_path())          # doctest: +SKIP
@@ -22,6 +25,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy
 import torch
 
 from chatkit import picture_questions, pictures
@@ -137,6 +141,107 @@ def _batch(processor, rows):
     return batch
 
 
+def _schedule(step, steps, warmup):
+    """The learning rate's share at `step`: a linear warm-up, then a cosine decay to 0."""
+    return step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+
+
+PATCH = pictures.SIZE // 8  # pixels per patch side
+WHAT = ("background", *pictures.SHAPES, *(f"digit {d}" for d in range(10)), "bar")
+PAINT = ("none", *pictures.COLOURS)
+
+
+def _mask(scene):
+    """A boolean tensor (SIZE, SIZE): where the picture of `scene` is not white."""
+    return torch.from_numpy(numpy.asarray(pictures.draw(scene)) < 250).any(-1)
+
+
+def _bar_mask(k, height):
+    """A boolean tensor (SIZE, SIZE): where bar `k` of a bar chart is (as `pictures.draw` draws it)."""
+    mask = torch.zeros(pictures.SIZE, pictures.SIZE, dtype=torch.bool)
+    left, base = 8 + k * 18, pictures.SIZE - 8
+    mask[base - height : base, left : left + 12] = True
+    return mask
+
+
+def patch_labels(scene):
+    """What each 8x8 patch shows, from the scene itself: (what, paint, centre), each a tensor of the 64 patches
+    in the vision tower's order. `what` indexes WHAT (the shape, digit or bar covering most of the patch, at
+    least 4 of its 64 pixels; else background), `paint` indexes PAINT (its colour; "none" for a digit), and
+    `centre` is 1 where a thing's centre lies (so counting things is counting those patches)."""
+    parts = [(_mask(pictures.Scene(scene.kind, [t])), WHAT.index(t.shape), PAINT.index(t.colour)) for t in scene.things]
+    if scene.text is not None:
+        text = pictures.Scene("text", [], text=scene.text, text_at=scene.text_at)
+        parts.append((_mask(text), WHAT.index(f"digit {scene.text}"), 0))
+    for k, (colour, height) in enumerate(scene.bars or []):
+        parts.append((_bar_mask(k, height), WHAT.index("bar"), PAINT.index(colour)))
+    n = pictures.SIZE // PATCH
+    best = torch.full((n * n,), 3)  # covered pixels of the best part so far: 4 or more to count
+    what, paint, centre = (torch.zeros(n * n, dtype=torch.long) for _ in range(3))
+    for mask, w, c in parts:
+        covered = mask.view(n, PATCH, n, PATCH).sum((1, 3)).flatten()
+        wins = covered > best
+        best = torch.where(wins, covered, best)
+        what[wins], paint[wins] = w, c
+    for t in scene.things:
+        centre[(t.y // PATCH) * n + t.x // PATCH] = 1
+    return what, paint, centre
+
+
+def _tower_batch(processor, scenes):
+    """The pictures of `scenes` as the tower reads them, and their patch labels: (pixel_values, [what, paint,
+    centre]), each label a tensor (pictures, 64)."""
+    pixels = processor.image_processor([pictures.draw(s) for s in scenes], return_tensors="pt")["pixel_values"]
+    return pixels, [torch.stack(x) for x in zip(*(patch_labels(s) for s in scenes))]
+
+
+def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, seed=0, threads=1, progress=True):
+    """Teach the vision tower to see before it meets the language model, as real towers are pretrained
+    (SigLIP on image-text pairs): three linear heads read each patch's output and are trained to name what
+    covers the patch (`patch_labels`), on training pictures only. The heads are dropped afterwards."""
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = random.Random(seed + 7)
+    tower, hidden = model.model.vision_tower, model.config.vision_config.hidden_size
+    heads = torch.nn.ModuleList(torch.nn.Linear(hidden, len(k)) for k in (WHAT, PAINT, (0, 1)))
+    optimizer = torch.optim.AdamW([*tower.parameters(), *heads.parameters()], lr=lr, weight_decay=0.01)
+    tower.train()
+    started = time.time()
+    bar, losses = tqdm(range(steps), desc="tower", disable=not progress), []
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * _schedule(step, steps, warmup)
+        pixels, labels = _tower_batch(processor, [pictures.random_scene(rng) for _ in range(batch)])
+        features = tower(pixels, output_hidden_states=True).hidden_states[-1]
+        loss = sum(
+            torch.nn.functional.cross_entropy(h(features).flatten(0, 1), y.flatten()) for h, y in zip(heads, labels)
+        )
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    tower.eval()
+    rng = random.Random(seed + 8)
+    pixels, labels = _tower_batch(processor, [pictures.random_scene(rng, held_out=True) for _ in range(256)])
+    with torch.no_grad():
+        features = tower(pixels, output_hidden_states=True).hidden_states[-1]
+    shown = labels[0] > 0  # the patches that show something
+    named = [(h(features).argmax(-1) == y)[shown].float().mean().item() for h, y in zip(heads, labels)]
+    return dict(
+        tower_steps=steps,
+        tower_batch=batch,
+        tower_lr=lr,
+        tower_loss=round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        tower_what=round(named[0], 4),
+        tower_paint=round(named[1], 4),
+        tower_minutes=round((time.time() - started) / 60, 1),
+    )
+
+
 def train_vision(
     model,
     processor,
@@ -149,34 +254,38 @@ def train_vision(
     seed=0,
     threads=1,
     progress=True,
+    compare=0.10,
+    types=picture_questions.QUESTION_TYPES,
 ):
-    """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`, below the held-out
-    seeds), with `text_rows` text conversations per step so the chat skills stay. The vision tower and the
-    projector learn at `lr`, the language model at `language_lr`. Returns the run record."""
+    """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`; `compare` and `types` go
+    to `picture_questions.image_conversation`), with `text_rows` text conversations per step so the chat skills
+    stay. The projector learns at
+    `lr`, the language model at `language_lr`; the vision tower stays as `pretrain_tower` left it (frozen,
+    as Llava keeps its pretrained tower). Returns the run record."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed)
+    model.model.vision_tower.requires_grad_(False)
     language = [p for n, p in model.named_parameters() if "language_model" in n or "lm_head" in n]
-    new = [p for n, p in model.named_parameters() if not ("language_model" in n or "lm_head" in n)]
+    new = list(model.model.multi_modal_projector.parameters())
     optimizer = torch.optim.AdamW(
         [{"params": new, "lr": lr}, {"params": language, "lr": language_lr}], weight_decay=0.01
     )
     peaks = [lr, language_lr]
-
-    def schedule(step):
-        return step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
 
     model.train()
     started, bar = time.time(), tqdm(range(steps), desc="vision", disable=not progress)
     next_seed = seed * 1_000_003
     for step in bar:
         for group, peak in zip(optimizer.param_groups, peaks):
-            group["lr"] = peak * schedule(step)
+            group["lr"] = peak * _schedule(step, steps, warmup)
         rows = []
         for _ in range(batch):
-            rows.append(encode_image_conversation(processor, picture_questions.image_conversation(next_seed)))
+            rows.append(
+                encode_image_conversation(processor, picture_questions.image_conversation(next_seed, compare, types))
+            )
             next_seed += 1
         for _ in range(text_rows):
             ids, mask = encode_conversation(processor.tokenizer, corpus.conversation(rng=rng))
