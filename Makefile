@@ -43,25 +43,23 @@ run: $(STAMP)
 
 # Lint and format (ruff, configured in pyproject.toml), then unit tests, the examples in chatkit's docstrings, then
 # every notebook and every solution under nbval (outputs compared strictly).
-# Two cores, two processes: the unit tests, the solutions and notebook 09 in one pytest, beside the other notebooks in
-# another (those whose cells assert nothing about timings); the notebooks that compare timings (05, its solution, 08) run last,
-# alone on the machine. The two halves take about as long as each other, one thread each: a second torch thread on a
-# core the other half is using waits for it at every step (notebook 09 §9.4: 167 s against 3 s, measured).
+# Two cores, two processes: the unit tests and docstring examples in one pytest, beside the notebooks and solutions
+# whose cells assert nothing about timings in another; the notebooks that compare timings (05, its solution, 08) run
+# last, alone on the machine. The two halves take about as long as each other, one thread each: a second torch thread
+# on a core the other half is using waits for it at every step (notebook 09 §9.4: 167 s against 3 s, measured).
 TIMED := notebooks/05_performance.ipynb solutions/05_performance.ipynb notebooks/08_serving.ipynb
-BESIDE_UNITS := notebooks/09_thinking.ipynb
-UNTIMED := $(filter-out $(TIMED) $(BESIDE_UNITS),$(NOTEBOOKS))
+UNTIMED := $(filter-out $(TIMED),$(NOTEBOOKS))
 UNTIMED_SOLUTIONS := $(filter-out $(TIMED),$(SOLUTIONS))
 PYTEST := HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(BIN)/python -m pytest
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check $(LINTED) && $(BIN)/ruff format --check $(LINTED)
 	@mkdir -p build
-	@OMP_NUM_THREADS=1 $(PYTEST) -rs --doctest-modules chatkit tests $(UNTIMED_SOLUTIONS) $(BESIDE_UNITS) $(PYTEST_NBVAL) \
-		> build/unit-tests.log 2>&1 & unit=$$!; \
-	OMP_NUM_THREADS=1 $(PYTEST) -rs $(UNTIMED) $(PYTEST_NBVAL); untimed=$$?; \
-	wait $$unit; units=$$?; echo "--- unit tests, docstring examples and solutions:"; cat build/unit-tests.log; \
+	@OMP_NUM_THREADS=1 $(PYTEST) -rs --doctest-modules chatkit tests > build/unit-tests.log 2>&1 & unit=$$!; \
+	OMP_NUM_THREADS=1 $(PYTEST) -rs $(UNTIMED) $(UNTIMED_SOLUTIONS) $(PYTEST_NBVAL); untimed=$$?; \
+	wait $$unit; units=$$?; echo "--- unit tests and docstring examples:"; cat build/unit-tests.log; \
 	$(PYTEST) -rs $(TIMED) $(PYTEST_NBVAL); timed=$$?; \
-	echo "make test: unit tests and solutions $$units, notebooks $$untimed, timed notebooks $$timed (0 = passed)"; \
+	echo "make test: unit tests $$units, notebooks and solutions $$untimed, timed notebooks $$timed (0 = passed)"; \
 	test $$units = 0 -a $$untimed = 0 -a $$timed = 0
 
 # Every notebook, then every solution, on a real chat model we did not train (SmolLM2-135M-Instruct from the PyPI package

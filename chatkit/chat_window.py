@@ -16,9 +16,13 @@ Example:
 """
 
 import io
+import threading
+import warnings
 from types import SimpleNamespace
 
 from .chat_view import message_html
+
+ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 
 
 def ipywidgets():
@@ -124,6 +128,22 @@ def uploaded_picture(upload):
         ) from error
 
 
+def picture_to_send(picture, upload, can_see):
+    """The picture a message carries: `picture`, else the one in `upload` (None: no upload), else None.
+
+    ValueError when there is one and the model cannot see (`can_see`), or it is not a picture."""
+    if picture is None and upload is not None:
+        picture = uploaded_picture(upload)
+    if picture is not None and not callable(getattr(picture, "save", None)):
+        raise ValueError(f"picture must be a PIL image, got {type(picture).__name__}; open a file with PIL.Image.open")
+    if picture is not None and not can_see:
+        raise ValueError(
+            "this model cannot see pictures: it was given a tokenizer, not a processor. Load a vision-language "
+            "model (chatkit.setup(vision=True), AutoModelForImageTextToText) and pass its AutoProcessor"
+        )
+    return picture
+
+
 def clear_upload(upload):
     """Empty a file upload, on ipywidgets 8 (its value is settable) and 7 (its value is read-only: the files'
     lists and the counter the button shows are reset, and the value with them)."""
@@ -133,3 +153,45 @@ def clear_upload(upload):
         upload._counter = 0
     else:
         upload.value = ()
+
+
+class EnterToSend:
+    """Enter in `box` calls `send()`; leaving the box does not.
+
+    The box sends its value on Enter and on losing focus; Enter also sends a "submit" event (ipywidgets 7 and
+    8), which arrives before the value: it arms the next value to send. Unchanged text sends no value: a
+    short timer then sends what is there."""
+
+    def __init__(self, box, send):
+        self.box, self.send = box, send
+        self.pressed = None  # the timer armed by the last Enter, until its value arrives
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            box.on_submit(lambda _: self._on_enter())
+        box.observe(self._on_value, names="value")
+
+    def set(self, text):
+        """Put `text` in the box without sending it."""
+        self._disarm()
+        self.box.value = text
+
+    def _on_enter(self):
+        self._disarm()
+        timer = self.pressed = threading.Timer(ENTER_GRACE_S, lambda: self._send_unchanged(timer))
+        timer.daemon = True
+        timer.start()
+
+    def _send_unchanged(self, timer):
+        if self.pressed is timer:  # no new value came after Enter: the text was already there
+            self.pressed = None
+            self.send()
+
+    def _on_value(self, change):
+        if self.pressed is not None and change["new"].strip():
+            self._disarm()
+            self.send()
+
+    def _disarm(self):
+        timer, self.pressed = self.pressed, None
+        if timer is not None:
+            timer.cancel()

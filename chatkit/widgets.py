@@ -9,9 +9,8 @@ The "think" switch (`thinking=True`) passes `enable_thinking=True` to the chat t
 from the answer as it streams (`generation.split_thought`), shows folded above the reply; `history` keeps it
 as the message's `thinking`, which the template leaves out of later prompts.
 
-A vision-language model sees: `ChatWidget(model, processor)` (its processor where a text model's tokenizer
-goes) adds a "Picture" upload; the next message sent carries the picture as an image block, and the
-transcript shows it. `send(text, picture=image)` does the same from code.
+A vision-language model sees: `ChatWidget(model, processor)` adds a "Picture" upload; the next message
+carries the picture as an image block, shown in the transcript (`send(text, picture=image)` from code).
 
 The reply is generated in a background thread (the notebook stays usable, Stop works mid-reply),
 except on Google Colab, whose front end does not show widget updates sent from a background thread
@@ -31,7 +30,6 @@ Example:
 """
 
 import threading
-import warnings
 
 from . import chat_window
 from .chat import message_pictures, message_text, message_thought, split_system_prompt, validate_chat
@@ -45,7 +43,6 @@ from .templating import apply_template_with_fallback, fit_to_context, fold_syste
 from .tools import MAX_TOOL_CALLS, ToolLoopError, functions_by_name, tool_loop
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-ENTER_GRACE_S = 0.3  # after Enter, how long the new value of the input box may take to arrive
 MAX_NEW_TOKENS_LIMIT = 32768  # the largest value the max-new-tokens box accepts
 
 
@@ -138,14 +135,7 @@ class ChatWidget:
         self.send_button, self.stop_button, self.reset_button = window.send, window.stop, window.reset
         self.ui = window.ui
         self.decoding.observe(self._on_decoding, names="value")
-        # Enter sends; leaving the box does not. The box sends its value on Enter and on losing focus;
-        # Enter also sends a "submit" event (ipywidgets 7 and 8), which arrives before the value: it arms
-        # the next value to send. Unchanged text sends no value: a short timer then sends what is there.
-        self._enter_pressed = None  # the timer armed by the last Enter, until its value arrives
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.input.on_submit(lambda _: self._on_enter())
-        self.input.observe(self._on_value, names="value")
+        self._enter = chat_window.EnterToSend(self.input, self.send)  # Enter sends; leaving the box does not
         self.send_button.on_click(lambda _: self.send())
         self.stop_button.on_click(lambda _: self.stop())
         self.reset_button.on_click(lambda _: self.reset())
@@ -219,7 +209,7 @@ class ChatWidget:
             return False
         uploaded = picture is None and self.picture is not None and bool(self.picture.value)
         try:
-            picture = self._picture(picture)
+            picture = chat_window.picture_to_send(picture, self.picture, self.processor is not None)
             user_message = {"role": "user", "content": text}
             if picture is not None:
                 user_message["content"] = [{"type": "image", "image": picture}, {"type": "text", "text": text}]
@@ -403,22 +393,6 @@ class ChatWidget:
             self._show_busy(False)
 
     # ----------------------------------------------------------------- view helpers
-    def _picture(self, picture):
-        """The picture to send: `picture`, else the uploaded one, else None; ValueError where there is one
-        and the model cannot see, or the upload is not a picture."""
-        if picture is None and self.picture is not None:
-            picture = chat_window.uploaded_picture(self.picture)
-        if picture is not None and not callable(getattr(picture, "save", None)):
-            raise ValueError(
-                f"picture must be a PIL image, got {type(picture).__name__}; open a file with PIL.Image.open"
-            )
-        if picture is not None and self.processor is None:
-            raise ValueError(
-                "this model cannot see pictures: it was given a tokenizer, not a processor. Load a vision-language "
-                "model (chatkit.setup(vision=True), AutoModelForImageTextToText) and pass its AutoProcessor"
-            )
-        return picture
-
     def _message_widget(self, role, content, streaming=False, thought="", pictures=()):
         return chat_window.message_widget(role, content, streaming, thought, pictures)
 
@@ -438,29 +412,7 @@ class ChatWidget:
         self.stop_button.disabled = not busy
 
     def _set_input(self, text):
-        self._disarm_enter()
-        self.input.value = text
-
-    def _on_enter(self):
-        self._disarm_enter()
-        timer = self._enter_pressed = threading.Timer(ENTER_GRACE_S, lambda: self._send_unchanged(timer))
-        timer.daemon = True
-        timer.start()
-
-    def _send_unchanged(self, timer):
-        if self._enter_pressed is timer:  # no new value came after Enter: the text was already there
-            self._enter_pressed = None
-            self.send()
-
-    def _on_value(self, change):
-        if self._enter_pressed is not None and change["new"].strip():
-            self._disarm_enter()
-            self.send()
-
-    def _disarm_enter(self):
-        timer, self._enter_pressed = self._enter_pressed, None
-        if timer is not None:
-            timer.cancel()
+        self._enter.set(text)
 
     def _on_decoding(self, change):
         self.temperature.disabled = change["new"] == "greedy"
