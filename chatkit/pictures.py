@@ -27,8 +27,6 @@ import math
 import zlib
 from dataclasses import dataclass
 
-from PIL import Image, ImageDraw, ImageFont
-
 SIZE = 64
 SHAPES = ("circle", "square", "triangle", "star")
 COLOURS = {
@@ -191,6 +189,8 @@ def random_scene(rng, kind=None, held_out=False, **how):
 @functools.lru_cache(maxsize=None)
 def _font(size):
     """Pillow's default font at `size` pixels, or None when this Pillow cannot scale it (no FreeType)."""
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, ImportError, OSError, AttributeError):
@@ -199,6 +199,8 @@ def _font(size):
 
 def _write(image, text, x, y, size, font=True):
     """Write `text` in black centred on (x, y), about `size` pixels tall (the glyphs are about 0.7 of it)."""
+    from PIL import Image, ImageDraw, ImageFont
+
     font = _font(size) if font else None
     if font is not None:
         ImageDraw.Draw(image).text(
@@ -225,6 +227,8 @@ def _star(x, y, r):
 
 def draw(scene):
     """The picture of a scene: RGB, SIZE x SIZE, white background, every shape filled with its colour."""
+    from PIL import Image, ImageDraw
+
     image = Image.new("RGB", (SIZE, SIZE), (255, 255, 255))
     pen = ImageDraw.Draw(image)
     for t in scene.things:

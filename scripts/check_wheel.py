@@ -28,7 +28,7 @@ NEEDED = (
 
 def run(*command, **kwargs):
     print("+", " ".join(str(c) for c in command), flush=True)
-    return subprocess.run([str(c) for c in command], check=True, **kwargs)
+    return subprocess.run([str(c) for c in command], **{"check": True, **kwargs})
 
 
 def main():
@@ -57,8 +57,13 @@ def main():
             "NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': sys.argv[2]}}).execute()\n"
             "import chatkit; print('ran notebook 01 on the chatkit installed at', os.path.dirname(chatkit.__file__))\n"
         )
-        result = run(python, "-c", code, notebook, work, cwd=work, capture_output=True, text=True)
+        result = run(python, "-c", code, notebook, work, cwd=work, capture_output=True, text=True, check=False)
         print(result.stdout.strip().replace(work, "<venv folder>"))
+        if result.returncode:
+            print(
+                "FAIL: notebook 01 failed from the installed wheel:\n" + result.stderr[-3000:].replace(work, "<venv>")
+            )
+            return 1
         if str(ROOT) in result.stdout:
             print("FAIL: the notebook imported chatkit from the repository, not from the wheel")
             return 1

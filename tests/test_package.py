@@ -153,7 +153,7 @@ def test_chatkit_and_sizing_work_without_ipywidgets():
 def test_import_chatkit_loads_no_heavy_library():
     code = (
         "import sys, chatkit\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'ipywidgets') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'ipywidgets', 'PIL') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PACKAGE.parent
