@@ -1,6 +1,7 @@
 """Prepare a room without wifi: `python -m chatkit prefetch [MODEL ...]` downloads models ahead of time.
 
-For each model (default: the course's Hub default) it lists the files transformers needs and their
+For each model (default: the course's Hub default; `--course`: every model the notebooks use online, the
+ones that call tools, think and see too) it lists the files transformers needs and their
 sizes, asks before downloading the total (`--yes` skips the question, `--dry-run` stops there),
 downloads them into the Hugging Face cache with huggingface_hub, then checks that each model loads with
 `HF_HUB_OFFLINE=1`, in a fresh Python, as a learner's notebook would. Copy the cache folder
@@ -18,7 +19,27 @@ import subprocess
 import sys
 
 from .formatting import format_bytes
-from .hub import DEFAULT_HUB_MODEL, hub_offline_requested
+from .hub import (
+    DEFAULT_HUB_MODEL,
+    DEFAULT_THINKING_MODEL,
+    DEFAULT_TOOLS_MODEL,
+    DEFAULT_VISION_MODEL,
+    hub_offline_requested,
+)
+
+COURSE_MODELS = (DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL, DEFAULT_THINKING_MODEL, DEFAULT_VISION_MODEL)
+# A model that sees loads with its processor, as notebook 10 loads it; any other as chatkit.load_model does.
+LOAD = """import sys, chatkit
+from transformers import AutoConfig
+chatkit.quiet()
+name = sys.argv[1]
+if hasattr(AutoConfig.from_pretrained(name), "vision_config"):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    AutoProcessor.from_pretrained(name)
+    AutoModelForImageTextToText.from_pretrained(name)
+else:
+    chatkit.load_model(name, device_map=None)
+"""
 
 # What from_pretrained reads: weights, configs, tokenizer files, the chat template.
 PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken")
@@ -46,17 +67,17 @@ def download(name):
 
 def loads_offline(name, timeout=600):
     """(True, "") when `name` loads with HF_HUB_OFFLINE=1 in a fresh Python; else (False, the error's last line)."""
-    code = "import sys, chatkit; chatkit.quiet(); chatkit.load_model(sys.argv[1], device_map=None)"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    done = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([sys.executable, "-c", LOAD, name], env=env, capture_output=True, text=True, timeout=timeout)
     last = (done.stderr.strip().splitlines() or [""])[-1]
     return done.returncode == 0, last
 
 
 def main(argv=None, ask=input):
     parser = argparse.ArgumentParser(prog="python -m chatkit prefetch", description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help=f"Hub model ids (default: {DEFAULT_HUB_MODEL})")
     parser.add_argument(
-        "models", nargs="*", default=[DEFAULT_HUB_MODEL], help=f"Hub model ids (default: {DEFAULT_HUB_MODEL})"
+        "--course", action="store_true", help="every model the notebooks use online: " + ", ".join(COURSE_MODELS)
     )
     parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
     parser.add_argument("--yes", action="store_true", help="download without asking")
@@ -69,7 +90,8 @@ def main(argv=None, ask=input):
         )
         return 2
     plan = {}
-    for name in args.models:
+    names = args.models or ([] if args.course else [DEFAULT_HUB_MODEL])
+    for name in dict.fromkeys(names + (list(COURSE_MODELS) if args.course else [])):
         try:
             plan[name] = files_to_fetch(name)
         except Exception as error:  # noqa: BLE001 - the Hub's own message says what was wrong

@@ -16,6 +16,7 @@ import chatkit
 from chatkit import prefetch
 
 NAME = "org/tiny"
+SEEING = "org/tiny-vision"  # served from the embedded vision-language model's files
 COMMIT = "1" * 40
 
 
@@ -24,16 +25,17 @@ def fake_hub(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    source = chatkit.embedded_model_path()
-    files = [p for p in Path(source).iterdir() if prefetch.wanted(p.name)]
-    siblings = [SimpleNamespace(rfilename=p.name, size=p.stat().st_size) for p in files]
-    siblings.append(SimpleNamespace(rfilename="onnx/model.onnx", size=10**9))  # not needed: not counted
+    sources = {NAME: chatkit.embedded_model_path(), SEEING: chatkit.embedded_vision_path()}
+    served = {name: [p for p in Path(source).iterdir() if prefetch.wanted(p.name)] for name, source in sources.items()}
+    files = served[NAME]
     downloads = []
 
     class FakeApi:
         def model_info(self, name, files_metadata=False):
-            if name != NAME:
+            if name not in served and name not in prefetch.COURSE_MODELS:
                 raise LookupError(f"404: {name} not found")  # what the Hub's client reports, in short
+            siblings = [SimpleNamespace(rfilename=p.name, size=p.stat().st_size) for p in served.get(name, files)]
+            siblings.append(SimpleNamespace(rfilename="onnx/model.onnx", size=10**9))  # not needed: not counted
             return SimpleNamespace(siblings=siblings)
 
     def fake_snapshot_download(name, allow_patterns=None):
@@ -42,7 +44,7 @@ def fake_hub(tmp_path, monkeypatch):
         snapshot.mkdir(parents=True)
         (repo / "refs").mkdir()
         (repo / "refs" / "main").write_text(COMMIT)
-        for path in files:
+        for path in served[name]:
             shutil.copy(path, snapshot / path.name)
         downloads.append((name, allow_patterns))
         return str(snapshot)
@@ -85,3 +87,17 @@ def test_an_unknown_model_and_offline_mode_are_explained(fake_hub, monkeypatch, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert prefetch.main([NAME]) == 2
     assert "prefetch needs the Hub" in capsys.readouterr().err
+
+
+def test_a_model_that_sees_is_checked_with_its_processor(fake_hub, capsys):
+    assert prefetch.main([SEEING, "--yes"]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert f"{SEEING}: downloaded to" in out and "; loads offline" in out
+
+
+def test_course_lists_every_model_the_notebooks_use_online(fake_hub, capsys):
+    assert prefetch.main(["--course", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()[:-1]] == list(prefetch.COURSE_MODELS)
+    assert prefetch.main([NAME, "--course", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"{NAME}:")
