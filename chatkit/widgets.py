@@ -272,8 +272,8 @@ class ChatWidget:
         notes = []
         if self.tokenizer is None:  # a model behind a server: the server applies its template
             return chat, notes, False
-        prompt, folded = apply_template_with_fallback(
-            self.tokenizer, chat, announce=False, tokenize=False, add_generation_prompt=True, **switch
+        prompt, folded = apply_template_with_fallback(  # a model that sees: its processor holds the template
+            self.processor or self.tokenizer, chat, announce=False, tokenize=False, add_generation_prompt=True, **switch
         )
         if folded:
             chat = fold_system_message(chat)

@@ -861,3 +861,13 @@ def test_a_model_that_cannot_see_has_no_upload_and_refuses_a_picture(widget):
     assert widget.picture is None
     assert widget.send("What is it?", picture=drawn_picture()) is False
     assert "this model cannot see pictures" in widget.status.value and widget.history[1:] == []
+
+
+def test_a_processor_whose_tokenizer_has_no_chat_template_still_chats(seeing):
+    model, processor = seeing
+    bare = copy.deepcopy(processor)  # as SmolVLM ships: the template lives in the processor only
+    bare.tokenizer.chat_template = None
+    widget = ChatWidget(model, bare, system_prompt="", max_new_tokens=MAX_NEW_TOKENS)
+    assert widget.send("What colour is it?", picture=drawn_picture(2)) and widget.wait(60)
+    assert "chatkit-error" not in widget.status.value
+    assert widget.history[1]["content"] == greedy_by_hand(seeing, widget.history[:1])
