@@ -35,9 +35,12 @@ def _thought_html(thought):
 
 
 def picture_html(image, width=128):
-    """A PIL image as an `<img>` of its PNG bytes (a data URL), `width` pixels wide, sharp when enlarged."""
+    """A PIL image as an `<img>` of its PNG bytes (a data URL), `width` pixels wide, sharp when enlarged; a large
+    photo is shrunk first (to twice `width` at most), so the page does not carry megabytes of pixels."""
+    small = image.copy()
+    small.thumbnail((2 * width, 2 * width))
     png = io.BytesIO()
-    image.save(png, format="PNG")
+    small.save(png, format="PNG")
     data = base64.b64encode(png.getvalue()).decode()
     return (
         f'<img class="chatkit-picture" src="data:image/png;base64,{data}" width="{width}" '

@@ -871,3 +871,12 @@ def test_a_processor_whose_tokenizer_has_no_chat_template_still_chats(seeing):
     assert widget.send("What colour is it?", picture=drawn_picture(2)) and widget.wait(60)
     assert "chatkit-error" not in widget.status.value
     assert widget.history[1]["content"] == greedy_by_hand(seeing, widget.history[:1])
+
+
+def test_a_large_photo_is_shrunk_in_the_transcript_not_in_the_chat():
+    from PIL import Image
+
+    photo = Image.new("RGB", (4000, 3000), "orange")
+    html = chat_widgets.message_html("user", "What is this?", pictures=[photo])
+    assert 'class="chatkit-picture"' in html and len(html) < 20_000
+    assert photo.size == (4000, 3000)
