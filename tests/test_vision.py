@@ -4,6 +4,7 @@ pipeline path), on pictures the tests draw."""
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,6 +131,15 @@ def test_saved_files_load_with_the_auto_classes_and_the_pipeline(saved, built):
     pipe = pipeline("image-text-to-text", model=str(saved))
     out = pipe(text=chat, max_new_tokens=8, generate_kwargs={"do_sample": False})
     assert out[0]["generated_text"][-1]["content"] == by_hand
+
+
+def test_saved_files_name_no_path_of_the_building_machine(saved):
+    text = "".join(p.read_text() for p in saved.iterdir() if p.suffix in (".json", ".jinja"))
+    assert str(chatkit.embedded_model_path()) not in text and "_name_or_path" not in text
+
+
+def test_the_shipped_files_name_no_path_of_the_building_machine():
+    assert "_name_or_path" not in (Path(chatkit.embedded_vision_path()) / "config.json").read_text()
 
 
 def test_a_template_without_content_blocks_is_refused():

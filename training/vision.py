@@ -349,6 +349,7 @@ def evaluate_vision(model, processor, questions, progress=None):
 def save(model, processor, out):
     """Write the model and its processor to `out` (loadable with AutoModelForImageTextToText / AutoProcessor)."""
     out = Path(out)
+    model.config.text_config._name_or_path = ""  # where the chat model was read from: no path of this machine
     model.save_pretrained(out)
     processor.save_pretrained(out)
     for path in out.iterdir():  # safetensors writes its file private; the package's files are world-readable
