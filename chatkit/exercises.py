@@ -490,14 +490,6 @@ def _image_blocks(message):
     return [b for b in content if isinstance(b, dict) and b.get("type") == "image"] if isinstance(content, list) else []
 
 
-def _greedy_answer(model, processor, chat, max_new_tokens=48):
-    inputs = processor.apply_chat_template(
-        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
-    ).to(model.device)
-    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
 @check
 def image_token_count(count, processor, chat):
     """Exercise 10.1: how many of the prompt's tokens stand for the pictures of `chat`."""
@@ -518,7 +510,7 @@ def picture_answer(answer, model, processor, picture, question):
     """Exercise 10.2: the greedy answer to `question` about `picture`, through the processor and generate."""
     need(isinstance(answer, str), "the answer as text: decode the new tokens")
     chat = [{"role": "user", "content": [{"type": "image", "image": picture}, {"type": "text", "text": question}]}]
-    want = _greedy_answer(model, processor, chat)
+    want = reply(model, None, chat, processor=processor, max_new_tokens=48)
     need(not answer.lstrip().startswith("<|"), "decode only the new tokens, with skip_special_tokens=True (§10.2)")
     need(answer.strip() == want.strip(), "one user message: an image block, then a text block; greedy (§10.1, §10.2)")
     return f"the model says {want.strip()!r}"

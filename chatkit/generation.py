@@ -237,7 +237,7 @@ def encode_prompt(model, tokenizer, chat, tools=None, max_new_tokens=0, enable_t
     return inputs.to(model.device)
 
 
-def reply(model, tokenizer, chat, tools=None, enable_thinking=None, **settings):
+def reply(model, tokenizer, chat, tools=None, enable_thinking=None, processor=None, **settings):
     """The assistant's reply to `chat`, made in the five steps a text-generation pipeline takes.
 
     `settings` are those of `generation_settings()` (temperature 0, the default, is greedy).
@@ -245,16 +245,19 @@ def reply(model, tokenizer, chat, tools=None, enable_thinking=None, **settings):
     `tools` (functions or JSON schemas) go to the chat template; the reply is then the raw text,
     tool calls included (`chatkit.tools.parse_reply` reads them). `enable_thinking` (True or False) switches
     a thinking model's thought on or off in the chat template; the reply then holds the thought too.
-    A prompt that does not fit the model's context raises ContextTooLongError (see `encode_prompt`).
+    A prompt that does not fit the model's context raises ContextTooLongError (see `encode_prompt`). A
+    vision-language model takes its `processor` (the tokenizer may then be None): the chat's pictures reach it.
     """
     validate_chat(chat)
     switch = _thinking_switch(enable_thinking)
     if callable(getattr(model, "stream_chat", None)):  # a model behind a server (chatkit.serving.ServerModel)
         return "".join(model.stream_chat(chat, tools=tools, **switch, **settings))
+    if processor is not None and tokenizer is None:
+        tokenizer = processor.tokenizer  # step 5 decodes with it
     kwargs = generation_settings(**settings)
     # 1. the model and tokenizer are given; 2. the chat template turns messages into one string;
     # 3. tokenize it (without adding a second BOS), refusing a prompt too long for the model
-    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"], enable_thinking)
+    inputs = encode_prompt(model, tokenizer, chat, tools, kwargs["max_new_tokens"], enable_thinking, processor)
     # 4. generate
     output = model.generate(**inputs, **kwargs)
     # 5. decode only the new tokens, leaving out the end-of-turn token

@@ -113,12 +113,13 @@ def _open_checkpoint(name, kwargs):
     return ModelRef(label, config)
 
 
-def _tokenizer(name, **kwargs):
+def _tokenizer(name, auto=None, **kwargs):
+    """`auto.from_pretrained(name)` (default: AutoTokenizer), its errors made helpful."""
     from transformers import AutoTokenizer
 
     kwargs.setdefault("trust_remote_code", False)
     try:
-        return AutoTokenizer.from_pretrained(name, **kwargs)
+        return (auto or AutoTokenizer).from_pretrained(name, **kwargs)
     except OSError as error:
         _raise_helpful(name, error)
 
@@ -130,7 +131,9 @@ def load_tokenizer(name, **kwargs):
 
 
 def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kwargs):
-    """Load a causal LM and its tokenizer with safe defaults; return `(model, tokenizer)`.
+    """Load a causal LM and its tokenizer with safe defaults; return `(model, tokenizer)`. A model that sees (its
+    config has a `vision_config`) loads as `AutoModelForImageTextToText` with its `AutoProcessor`, which
+    holds the tokenizer: `(model, processor)`.
 
     Defaults: `dtype="auto"` (the checkpoint's own dtype), safetensors only, no remote code,
     `device_map="auto"` (GPU when there is one). Any `from_pretrained` keyword may be passed
@@ -141,7 +144,7 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
     smaller options. `allow_oversize=True` skips it.
     """
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 
     kwargs.setdefault("use_safetensors", True)
     kwargs.setdefault("trust_remote_code", False)
@@ -149,9 +152,10 @@ def load_model(name, dtype="auto", device_map="auto", allow_oversize=False, **kw
     ref = _open_checkpoint(name, kwargs)
     if ref.config is not None:
         guard_loading(ref, ref.config, dtype, kwargs.get("quantization_config"), device_map, allow_oversize)
-    tokenizer = _tokenizer(name, trust_remote_code=kwargs["trust_remote_code"])
+    sees = ref.config is not None and hasattr(ref.config, "vision_config")
+    tokenizer = _tokenizer(name, AutoProcessor if sees else None, trust_remote_code=kwargs["trust_remote_code"])
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
+        model, info = (AutoModelForImageTextToText if sees else AutoModelForCausalLM).from_pretrained(
             name, dtype=dtype, device_map=device_map, output_loading_info=True, **kwargs
         )
     except RuntimeError as error:  # transformers refuses weights of the wrong shape (ignore_mismatched_sizes)

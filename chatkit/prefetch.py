@@ -28,18 +28,8 @@ from .hub import (
 )
 
 COURSE_MODELS = (DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL, DEFAULT_THINKING_MODEL, DEFAULT_VISION_MODEL)
-# A model that sees loads with its processor, as notebook 10 loads it; any other as chatkit.load_model does.
-LOAD = """import sys, chatkit
-from transformers import AutoConfig
-chatkit.quiet()
-name = sys.argv[1]
-if hasattr(AutoConfig.from_pretrained(name), "vision_config"):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-    AutoProcessor.from_pretrained(name)
-    AutoModelForImageTextToText.from_pretrained(name)
-else:
-    chatkit.load_model(name, device_map=None)
-"""
+# How a learner's notebook loads it (a model that sees, with its processor: chatkit.load_model does both).
+LOAD = "import sys, chatkit; chatkit.quiet(); chatkit.load_model(sys.argv[1], device_map=None)"
 
 # What from_pretrained reads: weights, configs, tokenizer files, the chat template.
 PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken")

@@ -437,14 +437,7 @@ def chat_widget(model_id=None, **kwargs):
     """Load `model_id` (default: `chatkit.default_model()`) and return a `ChatWidget` for it.
 
     Keyword arguments go to `ChatWidget` (system_prompt, max_new_tokens, temperature, history, thinking).
-    A vision-language model (its config has a `vision_config`) comes with its processor: the window takes
-    pictures.
+    A vision-language model comes with its processor (`chatkit.load_model`): the window takes pictures.
     """
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
-
-    model_id = model_id or default_model()
-    if hasattr(AutoConfig.from_pretrained(model_id), "vision_config"):
-        model = AutoModelForImageTextToText.from_pretrained(model_id, dtype="auto", device_map="auto")
-        return ChatWidget(model, AutoProcessor.from_pretrained(model_id), **kwargs)
-    model, tokenizer = load_model(model_id)
+    model, tokenizer = load_model(model_id or default_model())
     return ChatWidget(model, tokenizer, **kwargs)

@@ -142,6 +142,20 @@ def test_the_shipped_files_name_no_path_of_the_building_machine():
     assert "_name_or_path" not in (Path(chatkit.embedded_vision_path()) / "config.json").read_text()
 
 
+def test_load_model_gives_a_model_that_sees_its_processor_and_reply_takes_it(saved):
+    from transformers import LlavaProcessor
+
+    model, processor = chatkit.load_model(saved, device_map=None)
+    assert isinstance(processor, LlavaProcessor) and hasattr(model.config, "vision_config")
+    chat = _chat(3)
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    by_hand = processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert chatkit.reply(model, None, chat, processor=processor, max_new_tokens=8) == by_hand
+
+
 def test_a_template_without_content_blocks_is_refused():
     with pytest.raises(ValueError, match="content-block"):
         vision.vision_template("{{ messages[0]['content'] }}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy
 import torch
 
-from chatkit import picture_questions, pictures
+from chatkit import generation, picture_questions, pictures
 from training import corpus
 from training.train import encode_conversation
 
@@ -324,12 +324,7 @@ def with_images(messages, images):
 
 def answer(model, processor, chat, max_new_tokens=48):
     """The model's greedy reply to `chat` (image blocks hold their picture: `with_images`)."""
-    inputs = processor.apply_chat_template(
-        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
-    )
-    with torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return generation.reply(model, None, chat, processor=processor, max_new_tokens=max_new_tokens)
 
 
 def evaluate_vision(model, processor, questions, progress=None):
