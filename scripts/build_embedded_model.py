@@ -63,8 +63,11 @@ CHAT_THINKING = dict(
     rephrase=0.7,
     seq_len=512,
 )
+# After it, on the thinking stage's mix: more of the questions asked other ways (training/phrasing.py's
+# stories, comparisons, terse forms, other names), at a lower learning rate.
+CHAT_PHRASING = dict(CHAT_THINKING, steps=3000, lr=4e-4, warmup=50, rephrase=0.85)
 CARD_EVAL_CONVERSATIONS = 400
-PHRASING_SETS = [ROOT / "training" / "phrasings_held_out.json", ROOT / "training" / "phrasings_held_out_2.json"]
+PHRASING_SETS = [ROOT / "training" / f"phrasings_held_out{n}.json" for n in ("", "_2", "_3")]
 THINKING_EVAL_SEED = EVAL_SEED + 11  # held-out thinking questions (training draws from seeds ≥ 7,919)
 THINKING_LABELS = {
     "two_numbers": "sums and differences of two numbers",
@@ -217,6 +220,7 @@ def evaluate_and_write_card(out, threads, eval_n):
         **{f"tools_{k}": v for k, v in CHAT_TOOLS.items()},
         **{f"draft_tools_{k}": v for k, v in DRAFT_TOOLS.items()},
         **{f"thinking_{k}": v for k, v in CHAT_THINKING.items()},
+        **{f"phrasing_{k}": v for k, v in CHAT_PHRASING.items()},
     }
     for name, cfg in (("chat", CHAT), ("draft", DRAFT)):
         config = json.loads((out / name / "config.json").read_text())
@@ -252,15 +256,15 @@ def main(argv=None):
     parser.add_argument("--eval-n", type=int, default=CARD_EVAL_CONVERSATIONS)
     parser.add_argument(
         "--from-stage",
-        choices=["start", "tools", "thinking"],
+        choices=["start", "tools", "thinking", "phrasing"],
         default="start",
-        help="tools / thinking: train from that stage on, from the models already in --out "
+        help="tools / thinking / phrasing: train from that stage on, from the models already in --out "
         "(what a full build has before that stage)",
     )
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue the thinking stage from its last checkpoint (build/thinking-stage.pt)",
+        help="continue the stage --from-stage names from its last checkpoint (build/<stage>-stage.pt)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -287,28 +291,37 @@ def main(argv=None):
         else:  # from a later stage, from the models already in --out
             tokenizer = build_tokenizer(seed=SEED)  # byte-identical to the one the earlier stages used
             stages = {}
-            later = ("tool_mix", "thinking_mix") if args.from_stage == "tools" else ("thinking_mix",)
+            later = {"tools": ("tool_mix", "thinking_mix"), "thinking": ("thinking_mix",)}.get(args.from_stage, ())
             for name, out in (("chat", chat_dir), ("draft", draft_dir)):
                 run = json.loads((out / "training_run.json").read_text())  # one stage, or a record of several
-                stages[name] = [stage for stage in run.get("stages", [run]) if not any(stage.get(k) for k in later)]
-        (ROOT / "build").mkdir(exist_ok=True)  # the thinking stage's checkpoint
-        if args.from_stage != "thinking":
+                stages[name] = [
+                    stage
+                    for stage in run.get("stages", [run])
+                    if not any(stage.get(k) for k in later) and stage.get("stage") != "phrasing"
+                ]
+        (ROOT / "build").mkdir(exist_ok=True)  # the last stages' checkpoints
+        if args.from_stage in ("start", "tools"):
             for name, run in _tools_stage(
                 tokenizer, chat_dir, draft_dir, arch, draft_arch, args.threads, quick
             ).items():
                 stages[name].append(run)
-        train(
-            tokenizer,
-            chat_dir,
-            seed=SEED + 5,
-            threads=args.threads,
-            init_from=chat_dir,
-            checkpoint=ROOT / "build" / "thinking-stage.pt",
-            resume=args.resume,
-            **arch,
-            **dict(CHAT_THINKING, **quick),
-        )
-        stages["chat"].append(json.loads((chat_dir / "training_run.json").read_text()))
+        last = [("phrasing", SEED + 6, CHAT_PHRASING)]
+        if args.from_stage != "phrasing":
+            last.insert(0, ("thinking", SEED + 5, CHAT_THINKING))
+        for i, (stage, seed, recipe) in enumerate(last):
+            train(
+                tokenizer,
+                chat_dir,
+                seed=seed,
+                threads=args.threads,
+                init_from=chat_dir,
+                checkpoint=ROOT / "build" / f"{stage}-stage.pt",
+                resume=args.resume and i == 0,
+                **arch,
+                **dict(recipe, **quick),
+            )
+            run = json.loads((chat_dir / "training_run.json").read_text())
+            stages["chat"].append(dict(run, stage=stage) if stage == "phrasing" else run)
         for name, out in (("chat", chat_dir), ("draft", draft_dir)):  # the draft has no thinking stage
             runs = stages[name]
             record = {

@@ -404,8 +404,20 @@ def test_rephrased_questions_keep_what_they_ask():
                 if turn.slots and key in turn.slots:
                     assert str(turn.slots[key]) in text, (turn.slots, text)
             for key in ("country", "city", "animal"):
-                if turn.slots and key in turn.slots and not text.islower():
-                    assert turn.slots[key].split()[-1][:3].lower() in text.lower(), (turn.slots, text)
+                if turn.slots and key in turn.slots:
+                    names = [turn.slots[key], *phrasing.ALIASES.get(turn.slots[key], [])]
+                    assert any(n.split()[-1][:3].lower() in text.lower() for n in names), (turn.slots, text)
+
+
+def test_every_story_and_whole_question_keeps_both_numbers():
+    from training import phrasing
+
+    words = {k: v[0] for k, v in phrasing.STORY_WORDS.items()} | {"name2": "Mia"}
+    for kind, (setups, endings) in phrasing.STORIES.items():
+        for template in setups + phrasing.WHOLE[kind]:
+            text = template.format(a=87, b=34, **words)
+            assert "87" in text and "34" in text and "{" not in text, text
+        assert all(e.endswith("?") for e in endings)
 
 
 def test_reworded_tool_descriptions_reach_the_prompt(tokenizer):
@@ -415,7 +427,7 @@ def test_reworded_tool_descriptions_reach_the_prompt(tokenizer):
     assert "add(a: int, b: int): Return the sum a + b." in prompt
 
 
-@pytest.mark.parametrize("name", ["phrasings_held_out.json", "phrasings_held_out_2.json"])
+@pytest.mark.parametrize("name", ["phrasings_held_out.json", "phrasings_held_out_2.json", "phrasings_held_out_3.json"])
 def test_held_out_phrasings_are_well_formed_and_right(name):
     import re
 
@@ -442,7 +454,7 @@ def thinking_figures(chat_model, tokenizer):
 
 def test_thinking_quality_bars(thinking_figures):
     # The issue's bar: thinking on beats thinking off by 15 points or more on multi-step questions (the
-    # card's 200 questions: three numbers 5% -> 70%, word problems 0% -> 100%, follow-ups 5% -> 95%).
+    # card's 200 questions: three numbers 2.5% -> 97.5%, word problems 0% -> 97.5%, follow-ups 10% -> 95%).
     f = thinking_figures
     multi = ("three_numbers", "word_problem", "followup")
     on, off = (
@@ -457,10 +469,11 @@ def test_thinking_quality_bars(thinking_figures):
 
 
 def test_held_out_phrasings_with_tools_meet_the_bar(chat_model, tokenizer):
-    # The issue's target is 90% right calls on phrasings written apart from the generator (the card: 91.7%
-    # on the first set's 60, 80.0% on the second's). Plain questions asked other ways stay below it (80.6%
-    # and 70.9% of 103).
+    # The issue's target is 90% right calls on phrasings written apart from the generator. The card: 98.3%,
+    # 96.7% and 90.0% on the three sets' 60; the third, never read for its misses, is the fair one (plain
+    # questions there: 89.3% of 103). A margin for other CPUs' rounding.
     from training.evaluate import evaluate_phrasings, load_phrasings
 
-    figures = evaluate_phrasings(chat_model, tokenizer, [i for i in load_phrasings() if i["kind"] == "tool"])
+    third = load_phrasings(Path(__file__).parents[1] / "training" / "phrasings_held_out_3.json")
+    figures = evaluate_phrasings(chat_model, tokenizer, [i for i in third if i["kind"] == "tool"])
     assert figures["tool_call"][0] >= 0.85, figures

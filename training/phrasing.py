@@ -57,6 +57,12 @@ ARITHMETIC = {
             "{a} added to {b}",
             "{b} plus {a}",
             "{a} and {b} together",
+            "{a} and {b}",
+            "{a} and {b} added up",
+            "{a} and {b} combined",
+            "{b} more than {a}",
+            "the sum of {a} + {b}",
+            "{a} add {b}",
         ],
         [
             "add {a} and {b}",
@@ -67,6 +73,12 @@ ARITHMETIC = {
             "put {a} and {b} together",
             "calculate {a} plus {b}",
             "figure out {a} plus {b}",
+            "add {a} with {b}",
+            "add {a} plus {b}",
+            "total up {a} and {b}",
+            "combine {a} and {b}",
+            "add together {a} and {b}",
+            "count {a} and {b} together",
         ],
     ),
     "difference": (
@@ -80,6 +92,10 @@ ARITHMETIC = {
             "{b} subtracted from {a}",
             "{b} less than {a}",
             "{a} with {b} taken away",
+            "{a} subtract {b}",
+            "difference of {a} and {b}",
+            "{a} take {b}",
+            "{a} without {b}",
         ],
         [
             "subtract {b} from {a}",
@@ -89,6 +105,10 @@ ARITHMETIC = {
             "calculate {a} minus {b}",
             "take away {b} from {a}",
             "figure out {a} minus {b}",
+            "remove {b} from {a}",
+            "deduct {b} from {a}",
+            "take off {b} from {a}",
+            "minus {b} from {a}",
         ],
     ),
     "product": (
@@ -99,9 +119,127 @@ ARITHMETIC = {
             "{a} multiplied by {b}",
             "the product of {a} and {b}",
             "{a} lots of {b}",
+            "{a}x{b}",
+            "{a}*{b}",
+            "{a} multiplied with {b}",
+            "{a} groups of {b}",
         ],
-        ["multiply {a} by {b}", "multiply {a} and {b}", "work out {a} times {b}", "calculate {a} * {b}"],
+        [
+            "multiply {a} by {b}",
+            "multiply {a} and {b}",
+            "work out {a} times {b}",
+            "calculate {a} * {b}",
+            "times {a} by {b}",
+        ],
     ),
+}
+# Whole questions: terse ones, and ones that compare (`a` is the larger, as in the slots).
+WHOLE = {
+    "sum": [
+        "{a} + {b} = ?",
+        "{a}+{b}=",
+        "{a} plus {b} equals",
+        "add these numbers: {a}, {b}",
+        "sum {a} {b}",
+        "What number is {b} more than {a}?",
+        "If you add {b} to {a}, what do you get?",
+        "{a} and {b}, how much together?",
+        "{a} and {b} make what?",
+        "What do {a} and {b} add up to?",
+        "I have {a} and {b}. What is the total?",
+    ],
+    "difference": [
+        "{a} - {b} = ?",
+        "{a}-{b}=",
+        "{a} minus {b} equals",
+        "{a} minus {b} is how much",
+        "from {a} take {b}",
+        "from {a} subtract {b}",
+        "from {a} remove {b}",
+        "How much bigger is {a} than {b}?",
+        "How much more is {a} than {b}?",
+        "By how much is {a} bigger than {b}?",
+        "What number is {b} less than {a}?",
+        "How far apart are {a} and {b}?",
+        "What is the gap between {a} and {b}?",
+        "If you take {b} from {a}, what is left?",
+        "{a} and {b}: what is the difference?",
+        "{name} is {b} and {name2} is {a}. How much older is {name2}?",
+        "{name} has {a} points and {name2} has {b}. How many more does {name} have?",
+    ],
+    "product": ["{a} times {b} equals", "multiply these numbers: {a}, {b}", "{a} x {b} = ?", "{a}*{b}="],
+}
+# Everyday stories: a setup with the two numbers, then a question. Past tense, so any subject fits.
+STORIES = {
+    "sum": (
+        [
+            "{who} had {a} {items} and {gained} {b} more.",
+            "{who} had {a} {items}, then {gained} another {b}.",
+            "there were {a} {people} on the {vehicle} and {b} more got on.",
+            "{a} {items} in one bag and {b} in the other.",
+            "{who} read {a} pages on Monday and {b} on Tuesday.",
+            "{who} had {a} {money} and earned {b} more.",
+            "the team scored {a} points before lunch and {b} after.",
+            "a class has {a} girls and {b} boys.",
+            "{a} {people} came in the morning and {b} in the afternoon.",
+        ],
+        ["How many now?", "How many in total?", "How many altogether?", "What is the total?", "How many in all?"],
+    ),
+    "difference": (
+        [
+            "{who} had {a} {items} and {lost} {b}.",
+            "{who} had {a} {items}, then {lost} {b} of them.",
+            "there were {a} {people} on the {vehicle} and {b} got off.",
+            "a jar held {a} {items} and {b} were taken out.",
+            "a book has {a} pages and {who} read {b} so far.",
+            "{who} had {a} {money} and spent {b}.",
+            "a bottle held {a} ml and {who} drank {b}.",
+            "the shop had {a} {items} and sold {b}.",
+            "{a} {people} were at the party and {b} went home.",
+        ],
+        [
+            "How many are left?",
+            "How many left?",
+            "How many remain?",
+            "How many now?",
+            "What is left?",
+            "How many to go?",
+        ],
+    ),
+    "product": (
+        [
+            "there are {a} boxes with {b} {items} in each.",
+            "a garden has {a} rows of {b} plants.",
+            "{who} bought {a} packs of {b} {items}.",
+            "{a} teams have {b} players each.",
+            "{who} saved {b} {money} a week for {a} weeks.",
+        ],
+        ["How many in total?", "How many is that?", "How many altogether?", "What is the total?"],
+    ),
+}
+STORY_WORDS = {
+    "who": ["I", "we", "my brother", "my mum", "{name}", "{name}", "the teacher"],
+    "name": ["Sam", "Mia", "Leo", "Nora", "Omar", "Zoe", "Kofi", "Lena", "Raj", "Yuki"],
+    "items": ["apples", "marbles", "stickers", "sweets", "cards", "coins", "balloons", "eggs", "pens", "shells"],
+    "people": ["people", "passengers", "kids", "fans", "guests"],
+    "vehicle": ["bus", "train", "boat", "tram"],
+    "money": ["dollars", "euros", "pounds"],
+    "gained": ["got", "bought", "found", "was given", "picked", "won", "collected"],
+    "lost": ["gave away", "lost", "ate", "sold", "used", "gave my sister", "broke"],
+}
+# Other names learners use for a country, a city or a thing (the answer keeps the corpus' name).
+ALIASES = {
+    "the United Kingdom": ["the UK", "Britain", "the uk"],
+    "the Netherlands": ["Holland", "the netherlands"],
+    "South Korea": ["Korea"],
+    "New York": ["NYC", "New York City"],
+    "the sky on a clear day": ["the sky", "the sky on a sunny day", "a clear sky", "sky"],
+    "grass": ["the grass", "fresh grass"],
+    "snow": ["fresh snow", "the snow"],
+    "a ripe banana": ["a banana", "bananas", "ripe bananas"],
+    "a ripe tomato": ["a tomato", "tomatoes", "ripe tomatoes"],
+    "coal": ["a lump of coal"],
+    "an orange": ["oranges", "an orange (the fruit)"],
 }
 # The whole questions, for the other kinds: {country}, {animal}/{animals}, {thing}, {city}.
 QUESTIONS = {
@@ -128,6 +266,13 @@ QUESTIONS = {
         "whats the capital of {country}",
         "The capital of {country} is?",
         "I forgot the capital of {country}. What is it?",
+        "what's {country}'s capital again?",
+        "{country} capital",
+        "capital city of {country} pls",
+        "which city is the capital of {country}",
+        "{country} - capital?",
+        "the capital of {country}, what is it?",
+        "my teacher asked me the capital of {country}. what is it?",
     ],
     "legs": [
         "{animal} legs?",
@@ -146,6 +291,12 @@ QUESTIONS = {
         "How many legs has a {animal} got?",
         "how many legs does a {animal} walk on",
         "Tell me how many legs a {animal} has.",
+        "{animals} have how many legs?",
+        "how many legs do {animals} have",
+        "a {animal} has how many legs",
+        "how many legs is a {animal} supposed to have",
+        "{animal} - how many legs?",
+        "how many legs have {animals} got",
     ],
     "colour": [
         "{thing} is what colour?",
@@ -161,6 +312,12 @@ QUESTIONS = {
         "What color does {thing} have?",
         "{thing}: which colour?",
         "Do you know what colour {thing} is?",
+        "{thing} - what colour would you say?",
+        "what colur is {thing}",
+        "tell me what colour {thing} is",
+        "If I draw {thing}, which colour should I use?",
+        "which crayon for {thing}?",
+        "{thing}, what colour?",
     ],
     "city_fun": [
         "got a free afternoon in {city}, any suggestions?",
@@ -180,6 +337,15 @@ QUESTIONS = {
         "fun stuff to do in {city}?",
         "What would you do in {city}?",
         "Where should I go in {city}?",
+        "{city} what to do",
+        "{city} - what should I see?",
+        "going to {city}, what is good to visit there",
+        "visiting {city} for a weekend, any tips?",
+        "any sights in {city} I should not miss?",
+        "what to see in {city}",
+        "what's a nice thing to do in {city} on holiday",
+        "I'll be in {city} for a day, what can I do",
+        "top sights in {city}?",
     ],
     "count": [
         "How many {units} are in {whole}?",
@@ -207,6 +373,11 @@ QUESTIONS = {
         "{city}: which country?",
         "Tell me the country {city} is in.",
         "what country is {city} located in",
+        "what country is {city} in again",
+        "I'm going to {city} next month, what country is that in?",
+        "{city}? which country",
+        "which country has the city {city}",
+        "{city} belongs to which country",
     ],
 }
 PLURALS = {"octopus": "octopuses", "bee": "bees", "ant": "ants"}
@@ -223,7 +394,14 @@ FILLERS = [
     "Quick one: ",
     "I was wondering: ",
     "Sorry to bother you, ",
+    "I always forget this one... ",
+    "My kid asked me: ",
+    "Random question: ",
+    "For my homework: ",
+    "Settle a bet: ",
 ]
+# Said after the question.
+AFTERTHOUGHTS = [" I never remember.", " Just curious.", " Thanks a lot!", " (for a quiz)", " I think I knew once."]
 # Words learners often spell another way (British or American, or just wrong).
 MISSPELLINGS = [("capital", "capitol"), ("colour", "color"), ("What", "Wat"), ("what", "wat"), ("How many", "How meny")]
 POLITE = [" please", " Thanks!", " Thank you.", " Thanks in advance.", " if you can", " :)"]
@@ -263,13 +441,35 @@ TOOL_DESCRIPTIONS = {
 }
 
 
+def _story(rng, kind, values):
+    """An everyday story around the two numbers: a setup, then a question."""
+    setups, endings = STORIES[kind]
+    words = {k: rng.choice(v) for k, v in STORY_WORDS.items()}
+    words["who"] = words["who"].format(name=words["name"])
+    text = rng.choice(setups).format(**words, **values) + " " + rng.choice(endings)
+    return text[0].upper() + text[1:]
+
+
 def _frame(rng, kind, values):
     nouns, verbs = ARITHMETIC[kind]
-    if rng.random() < 0.6:
+    draw = rng.random()
+    if draw < 0.2:
+        return _story(rng, kind, values)
+    if draw < 0.35:
+        name, name2 = rng.sample(STORY_WORDS["name"], 2)
+        return rng.choice(WHOLE[kind]).format(name=name, name2=name2, **values)
+    if draw < 0.68:
         return rng.choice(NOUN_FRAMES).format(rng.choice(nouns).format(**values))
     frame = rng.choice(VERB_FRAMES)
     phrase = rng.choice(verbs).format(**values)
     return frame.format(phrase[0].upper() + phrase[1:] if frame.startswith("{}") else phrase)
+
+
+def _name(rng, name):
+    """`name` as a learner may write it: another name for it, or in lower case."""
+    if name in ALIASES and rng.random() < 0.35:
+        name = rng.choice(ALIASES[name])
+    return name.lower() if rng.random() < 0.25 else name
 
 
 def question(rng, slots):
@@ -280,6 +480,9 @@ def question(rng, slots):
     else:
         if kind == "legs":
             values["animals"] = PLURALS.get(values["animal"], values["animal"] + "s")
+        for key in ("country", "city", "thing"):
+            if key in values:
+                values[key] = _name(rng, values[key])
         text = rng.choice(QUESTIONS[kind]).format(**values)
         text = text.replace(" a octopus", " an octopus").replace(" a ant", " an ant")
     return text[0].upper() + text[1:] if rng.random() < 0.7 else text
@@ -303,7 +506,9 @@ def surface(rng, text):
     if rng.random() < 0.12 and text[-1] in ".?":
         polite = rng.choice(POLITE)
         text = text[:-1] + polite + ("" if polite[-1] in ".!)" or rng.random() < 0.5 else text[-1])
-    if rng.random() < 0.15:
+    if rng.random() < 0.08 and text[-1] in ".?":
+        text += rng.choice(AFTERTHOUGHTS)
+    if rng.random() < 0.2:
         text = text.lower()
     if rng.random() < 0.25:
         text = text.rstrip("?.")
