@@ -25,6 +25,7 @@ from .hub import (
     DEFAULT_TOOLS_MODEL,
     describe_model,
     embedded_model_path,
+    embedded_vision_path,
     hub_offline_requested,
     hub_reachable,
 )
@@ -165,25 +166,27 @@ def hub_row(reachable=None):
 
 
 def model_rows(hub_models=(DEFAULT_HUB_MODEL, DEFAULT_TOOLS_MODEL)):
-    """The embedded model must load; the Hub defaults load offline only when they are in the local cache."""
+    """The embedded models (chat, and the one that sees) must load; the Hub defaults load offline only when they
+    are in the local cache."""
     from huggingface_hub import try_to_load_from_cache
 
     rows = []
-    try:
-        load_model(embedded_model_path(), device_map=None)
-        rows.append(Row("embedded model", "ok", f"{describe_model(embedded_model_path())} loads", ""))
-    except Exception as error:  # noqa: BLE001 - any failure here is the row's finding
-        missing = isinstance(error, ImportError) and error.name
-        rows.append(
-            Row(
-                "embedded model",
-                "fail",
-                f"does not load: {type(error).__name__}: {error}",
-                f"pip install {error.name.split('.')[0]}"
-                if missing
-                else "reinstall chatkit: `make setup` in the repository, or the notebooks' install cell",
+    for check, path in (("embedded model", embedded_model_path()), ("embedded vision model", embedded_vision_path())):
+        try:
+            load_model(path, device_map=None)
+            rows.append(Row(check, "ok", f"{describe_model(path)} loads", ""))
+        except Exception as error:  # noqa: BLE001 - any failure here is the row's finding
+            missing = isinstance(error, ImportError) and error.name
+            rows.append(
+                Row(
+                    check,
+                    "fail",
+                    f"does not load: {type(error).__name__}: {error}",
+                    f"pip install {error.name.split('.')[0]}"
+                    if missing
+                    else "reinstall chatkit: `make setup` in the repository, or the notebooks' install cell",
+                )
             )
-        )
     for name in hub_models:
         cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
         rows.append(

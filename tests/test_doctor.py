@@ -87,8 +87,8 @@ def test_hub_models_in_the_local_cache_load_offline(tmp_path, monkeypatch):
     (repo / "snapshots" / commit).mkdir(parents=True)
     (repo / "snapshots" / commit / "config.json").write_text("{}")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    embedded, cached, absent = doctor.model_rows(hub_models=("org/cached", "org/absent"))
-    assert embedded.status == "ok"
+    embedded, vision, cached, absent = doctor.model_rows(hub_models=("org/cached", "org/absent"))
+    assert embedded.status == "ok" and vision.status == "ok" and "vision-language model" in vision.found
     assert cached.status == "ok" and "loads offline" in cached.found
     assert absent.status == "warn" and absent.fix == "download it while online: hf download org/absent"
 
@@ -127,6 +127,7 @@ def test_without_torch_the_rows_that_need_it_fail_with_the_fix_and_the_rest_stil
     assert maths.failed and maths.found == "not checked: torch is missing" and maths.fix == "pip install torch"
     rows = {row.check: row for row in doctor.run_checks()}
     assert rows["embedded model"].failed and rows["embedded model"].fix == "pip install torch"
+    assert rows["embedded vision model"].failed
     assert rows["Hugging Face Hub"].status == "ok"
     assert doctor.main([]) == 1
     assert "fix: pip install torch" in capsys.readouterr().out
