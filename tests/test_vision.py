@@ -94,23 +94,6 @@ def test_patch_labels_name_what_covers_each_patch_and_where_each_thing_is():
     assert set(vision.patch_labels(digit)[0].tolist()) == {0, vision.WHAT.index(f"digit {digit.text}")}
 
 
-def test_scene_labels_name_the_things_on_each_side_and_the_colour_of_each_shape():
-    left = pictures.Thing("star", "red", 12, 40, pictures.SMALL)
-    right = pictures.Thing("square", "blue", 50, 20, pictures.SMALL)
-    labels = vision.scene_labels(pictures.Scene("two", [right, left], layout="left-right")).tolist()
-    star, square, red, blue = (
-        vision.WHAT.index("star"),
-        vision.WHAT.index("square"),
-        *map(vision.PAINT.index, ("red", "blue")),
-    )
-    assert labels[:8] == [star, red, square, blue, square, blue, star, red]  # left, right, top, bottom
-    colour = dict(zip(pictures.SHAPES, labels[8:]))
-    assert colour == {"circle": 0, "square": blue, "triangle": 0, "star": red}
-    assert len(labels) == len(vision.SCENE_CLASSES)
-    digit = pictures.random_scene(random.Random(1), "text")
-    assert vision.scene_labels(digit).tolist() == [0] * len(vision.SCENE_CLASSES)
-
-
 def test_the_tower_pretraining_lowers_its_loss_and_leaves_the_language_model_alone():
     model, processor = vision.build(chatkit.embedded_model_path())
     language = model.model.language_model.layers[0].mlp.down_proj.weight.clone()

@@ -188,50 +188,17 @@ def patch_labels(scene):
     return what, paint, centre
 
 
-def scene_labels(scene):
-    """What the picture holds as a whole, which every patch is trained to carry (so that the language model
-    finds it behind any image token): the shape and colour of the thing furthest to the left, right, top
-    and bottom (WHAT and PAINT indexes; 0 for a picture without things), then for each shape its colour
-    (0 when absent or in several colours). In a "two" scene the first four are what is on each side."""
-    labels = []
-    for key, last in ((lambda t: t.x, False), (lambda t: t.x, True), (lambda t: t.y, False), (lambda t: t.y, True)):
-        if scene.things:
-            t = sorted(scene.things, key=key)[-1 if last else 0]
-            labels += [WHAT.index(t.shape), PAINT.index(t.colour)]
-        else:
-            labels += [0, 0]
-    for shape in pictures.SHAPES:
-        colours = {t.colour for t in scene.things if t.shape == shape}
-        labels.append(PAINT.index(colours.pop()) if len(colours) == 1 else 0)
-    return torch.tensor(labels)
-
-
-# The classes of each scene label, in scene_labels' order.
-SCENE_CLASSES = [len(WHAT), len(PAINT)] * 4 + [len(PAINT)] * len(pictures.SHAPES)
-
-
 def _tower_batch(processor, scenes):
-    """The pictures of `scenes` as the tower reads them, and their labels: (pixel_values, [what, paint, centre],
-    scene), each patch label a tensor (pictures, 64), the scene labels a tensor (pictures, len(SCENE_CLASSES))."""
+    """The pictures of `scenes` as the tower reads them, and their patch labels: (pixel_values, [what, paint,
+    centre]), each label a tensor (pictures, 64)."""
     pixels = processor.image_processor([pictures.draw(s) for s in scenes], return_tensors="pt")["pixel_values"]
-    patches = [torch.stack(x) for x in zip(*(patch_labels(s) for s in scenes))]
-    return pixels, patches, torch.stack([scene_labels(s) for s in scenes])
-
-
-def _scene_loss(heads, features, labels):
-    """Mean cross-entropy of the scene heads, each read at every patch against its picture's label."""
-    losses = [
-        torch.nn.functional.cross_entropy(h(features).flatten(0, 1), y.repeat_interleave(features.shape[1]))
-        for h, y in zip(heads, labels.T)
-    ]
-    return sum(losses) / len(losses)
+    return pixels, [torch.stack(x) for x in zip(*(patch_labels(s) for s in scenes))]
 
 
 def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, seed=0, threads=1, progress=True):
     """Teach the vision tower to see before it meets the language model, as real towers are pretrained
     (SigLIP on image-text pairs): three linear heads read each patch's output and are trained to name what
-    covers the patch (`patch_labels`), and more read every patch for what the picture holds as a whole
-    (`scene_labels`), on training pictures only. The heads are dropped afterwards."""
+    covers the patch (`patch_labels`), on training pictures only. The heads are dropped afterwards."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
@@ -239,22 +206,18 @@ def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, s
     rng = random.Random(seed + 7)
     tower, hidden = model.model.vision_tower, model.config.vision_config.hidden_size
     heads = torch.nn.ModuleList(torch.nn.Linear(hidden, len(k)) for k in (WHAT, PAINT, (0, 1)))
-    scene_heads = torch.nn.ModuleList(torch.nn.Linear(hidden, n) for n in SCENE_CLASSES)
-    optimizer = torch.optim.AdamW(
-        [*tower.parameters(), *heads.parameters(), *scene_heads.parameters()], lr=lr, weight_decay=0.01
-    )
+    optimizer = torch.optim.AdamW([*tower.parameters(), *heads.parameters()], lr=lr, weight_decay=0.01)
     tower.train()
     started = time.time()
     bar, losses = tqdm(range(steps), desc="tower", disable=not progress), []
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr * _schedule(step, steps, warmup)
-        pixels, labels, scene = _tower_batch(processor, [pictures.random_scene(rng) for _ in range(batch)])
+        pixels, labels = _tower_batch(processor, [pictures.random_scene(rng) for _ in range(batch)])
         features = tower(pixels, output_hidden_states=True).hidden_states[-1]
         loss = sum(
             torch.nn.functional.cross_entropy(h(features).flatten(0, 1), y.flatten()) for h, y in zip(heads, labels)
         )
-        loss = loss + len(heads) * _scene_loss(scene_heads, features, scene)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -263,17 +226,11 @@ def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, s
             bar.set_postfix(loss=f"{loss.item():.3f}")
     tower.eval()
     rng = random.Random(seed + 8)
-    scenes = [pictures.random_scene(rng, held_out=True) for _ in range(256)]
-    pixels, labels, scene = _tower_batch(processor, scenes)
+    pixels, labels = _tower_batch(processor, [pictures.random_scene(rng, held_out=True) for _ in range(256)])
     with torch.no_grad():
         features = tower(pixels, output_hidden_states=True).hidden_states[-1]
-        shown = labels[0] > 0  # the patches that show something
-        named = [(h(features).argmax(-1) == y)[shown].float().mean().item() for h, y in zip(heads, labels)]
-        # scene labels read at every patch, where the picture has something to say (a side, a shape)
-        held = torch.stack([h(features).argmax(-1) == y[:, None] for h, y in zip(scene_heads, scene.T)], -1)
-        told = (scene > 0)[:, None, :].expand_as(held)
-        sides = held[..., :8][told[..., :8]].float().mean().item()
-        shapes = held[..., 8:][told[..., 8:]].float().mean().item()
+    shown = labels[0] > 0  # the patches that show something
+    named = [(h(features).argmax(-1) == y)[shown].float().mean().item() for h, y in zip(heads, labels)]
     return dict(
         tower_steps=steps,
         tower_batch=batch,
@@ -281,8 +238,6 @@ def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, s
         tower_loss=round(sum(losses[-50:]) / len(losses[-50:]), 4),
         tower_what=round(named[0], 4),
         tower_paint=round(named[1], 4),
-        tower_sides=round(sides, 4),
-        tower_shape_colours=round(shapes, 4),
         tower_minutes=round((time.time() - started) / 60, 1),
     )
 
