@@ -288,8 +288,9 @@ def test_quality_bar_with_chat_template(held_out_figures):
 
 def test_plain_text_without_template_is_worse(held_out_figures):
     with_template, plain = held_out_figures[True], held_out_figures[False]
-    assert plain["persona_style"][0] < with_template["persona_style"][0]
-    assert plain["correct"][0] <= with_template["correct"][0]
+    # on the card's 400 conversations: 83.4% right and 96.4% in persona without it, 99.8% and 100% with it
+    assert plain["correct"][0] < with_template["correct"][0]
+    assert plain["persona_style"][0] <= with_template["persona_style"][0]
 
 
 # ----------------------------------------------------------------------------- (e) shipped files
