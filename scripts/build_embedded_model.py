@@ -320,8 +320,7 @@ def main(argv=None):
                 **arch,
                 **dict(recipe, **quick),
             )
-            run = json.loads((chat_dir / "training_run.json").read_text())
-            stages["chat"].append(dict(run, stage=stage) if stage == "phrasing" else run)
+            stages["chat"].append(dict(json.loads((chat_dir / "training_run.json").read_text()), stage=stage))
         for name, out in (("chat", chat_dir), ("draft", draft_dir)):  # the draft has no thinking stage
             runs = stages[name]
             record = {

@@ -6,7 +6,7 @@ asks in `Turn.slots` ({"kind": "sum", "a": 37, "b": 48}, {"kind": "capital", "co
 away", "put together", "the product of"), other word orders ("add 48 to 37"), fillers and politeness
 ("hey, quick one:", "please"), lower case, no question mark, a small typo. `tool_descriptions(rng,
 names)` words each tool's one-line description another way. Training draws them (training/train.py);
-the evaluation measures them on `training/phrasings_held_out.json`, a set written apart from this file.
+the evaluation measures them on `training/phrasings_held_out*.json`, sets written apart from this file.
 
 Example:
     >>> import random
