@@ -26,9 +26,18 @@ def plural(shape, n=2):
     return shape if n == 1 else shape + "s"
 
 
+def with_article(words):
+    """`words` after "a", or "an" before a vowel.
+
+    >>> with_article("red circle"), with_article("orange star")
+    ('a red circle', 'an orange star')
+    """
+    return ("an " if words[0] in "aeiou" else "a ") + words
+
+
 def describe(things):
-    """ "A red circle and a blue star.": every thing, left to right."""
-    parts = [f"a {t.colour} {t.shape}" for t in sorted(things, key=lambda t: t.x)]
+    """ "A red circle and an orange star.": every thing, left to right."""
+    parts = [with_article(f"{t.colour} {t.shape}") for t in sorted(things, key=lambda t: t.x)]
     text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return text[0].upper() + text[1:] + "."
 
@@ -159,7 +168,7 @@ def _position(scene, rng, side=None):
             f"What do you see {where}?",
         ]
     )
-    return question, f"{where[0].upper() + where[1:]} there is a {t.colour} {t.shape}.", t.shape
+    return question, f"{where[0].upper() + where[1:]} there is {with_article(f'{t.colour} {t.shape}')}.", t.shape
 
 
 def _size(scene, rng):

@@ -67,7 +67,7 @@ CHAT_THINKING = dict(
 # stories, comparisons, terse forms, other names), at a lower learning rate.
 CHAT_PHRASING = dict(CHAT_THINKING, steps=3000, lr=4e-4, warmup=50, rephrase=0.85)
 CARD_EVAL_CONVERSATIONS = 400
-PHRASING_SETS = [ROOT / "training" / f"phrasings_held_out{n}.json" for n in ("", "_2", "_3")]
+PHRASING_SETS = [ROOT / "training" / f"phrasings_held_out{n}.json" for n in ("", "_2", "_3", "_4")]
 THINKING_EVAL_SEED = EVAL_SEED + 11  # held-out thinking questions (training draws from seeds ≥ 7,919)
 THINKING_LABELS = {
     "two_numbers": "sums and differences of two numbers",
@@ -156,7 +156,7 @@ def evaluate_and_write_card(out, threads, eval_n):
         f"{thought[kind + '_on'][0]:.1%} | {thought[kind + '_think_tokens'][0]:.1f} |"
         for kind in QUESTION_KINDS
     ]
-    # the first held-out set, and the second (written later, apart from the generator and the first) if present
+    # the held-out phrasing sets (each written apart from the generator and the sets before) that are present
     sets = [load_phrasings(path) for path in PHRASING_SETS if path.exists()]
     phrased = [evaluate_phrasings(chat, tokenizer, items) for items in sets]
     names = list(PHRASING_LABELS) + sorted(name for name in phrased[0] if ":" in name)

@@ -4,11 +4,12 @@
 
 It reads the chat model in `--chat` (default: chatkit/embedded/chat, which scripts/build_embedded_model.py
 writes), adds a new vision tower and projector (seeded), pretrains the tower to name what each patch shows
-(stage 1, checkpointed in build/<out>-tower.pt; `--from-stage 2` reuses it), then trains the projector and
-the language model on pictures drawn from seeds (`chatkit.pictures`) with text conversations mixed in
-(stage 2), then more on the kinds of question stage 2 leaves weakest (stage 3, from the files in `--out`:
-`--from-stage 3`), evaluates on held-out pictures and on the text held-out conversations, and writes the model, its processor and its card (training/vision_card.md) to
-`--out`. `--quick` trains a few steps only (a smoke test, not a usable model). `--card-only` evaluates the
+(stage 1, checkpointed in build/<out>-tower.pt; `--from-stage 2` reuses it), then trains the projector and the
+language model on pictures drawn from seeds (`chatkit.pictures`) with text conversations mixed in (stage 2),
+then more on the kinds of question stage 2 leaves weakest (stage 3, from the files in `--out`: `--from-stage
+3`), then the same with the tower learning too (stage 4: `--from-stage 4`), evaluates on held-out pictures and
+on the text held-out conversations, and writes the model, its processor and its card (training/vision_card.md)
+to `--out`. `--quick` trains a few steps only (a smoke test, not a usable model). `--card-only` evaluates the
 model already in `--out` and rewrites its card.
 """
 
@@ -44,6 +45,9 @@ FOCUS = dict(
     compare=0.35,
     types=picture_questions.QUESTION_TYPES + WEAK,
 )
+# Stage 4: everything learns, the vision tower too (end to end, as SmolVLM and Qwen2.5-VL tune their towers),
+# on stage 3's mix, at lower learning rates.
+END_TO_END = dict(FOCUS, steps=2000, lr=5e-4, language_lr=1e-4, tower_lr=3e-4, seed=2)
 CARD_QUESTIONS, CARD_PAIRS, CARD_CONVERSATIONS = 400, 50, 200
 LABELS = {
     "colour": "What colour is the circle?",
@@ -102,6 +106,7 @@ def write_card(out, chat_dir, threads, n_questions=CARD_QUESTIONS, n_pairs=CARD_
         hardware=f"{platform.machine()}, PyTorch {torch.__version__}, {threads} thread(s)",
         tower_what=f"{run['tower_what']:.1%}",
         tower_paint=f"{run['tower_paint']:.1%}",
+        tower_column=f"{run['tower_column']:.1%}",
         focus_compare=f"{run['focus_compare']:.0%}",
     )
     (out / "README.md").write_text(card)
@@ -115,15 +120,19 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="a few steps only: checks the pipeline runs")
     parser.add_argument(
-        "--from-stage", type=int, choices=(1, 2, 3), default=1, help="2: reuse stage 1's tower; 3: go on from --out"
+        "--from-stage",
+        type=int,
+        choices=(1, 2, 3, 4),
+        default=1,
+        help="2: reuse stage 1's tower; 3 or 4: go on from the model in --out",
     )
     parser.add_argument("--card-only", action="store_true", help="evaluate the model in --out, rewrite its card")
     args = parser.parse_args(argv)
-    stages = [dict(TOWER), dict(STAGE), dict(FOCUS)]
+    stages = [dict(TOWER), dict(STAGE), dict(FOCUS), dict(END_TO_END)]
     if args.quick:
         for stage in stages:
             stage.update(steps=4, batch=2, warmup=1)
-    tower, recipe, focus = stages
+    tower, recipe, *later = stages
     checkpoint = ROOT / "build" / f"{args.out.name}-tower.pt"  # stage 1's tower, for --from-stage 2
     if not args.card_only and args.from_stage < 3:
         model, processor = vision.build(args.chat, seed=STAGE["seed"])
@@ -138,15 +147,17 @@ def main(argv=None):
         run |= vision.train_vision(model, processor, threads=args.threads, **recipe)
         vision.save(model, processor, args.out)
         (args.out / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
-    if not args.card_only:  # stage 3, from the files of stage 2
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+    for number, prefix, stage in ((3, "focus", later[0]), (4, "end_to_end", later[1])):
+        if args.card_only or args.from_stage > number:
+            continue
+        from transformers import AutoModelForImageTextToText, AutoProcessor  # from the files of the stage before
 
         model = AutoModelForImageTextToText.from_pretrained(args.out)
         processor = AutoProcessor.from_pretrained(args.out)
         run = json.loads((args.out / "training_run.json").read_text())
-        record = vision.train_vision(model, processor, threads=args.threads, **focus)
-        run |= {f"focus_{k}": record[k] for k in ("steps", "batch", "lr", "language_lr", "seed", "train_minutes")}
-        run["focus_compare"] = focus["compare"]
+        record = vision.train_vision(model, processor, threads=args.threads, **stage)
+        keys = ("steps", "batch", "lr", "language_lr", "tower_lr", "seed", "train_minutes")
+        run |= {f"{prefix}_{k}": record[k] for k in keys} | {f"{prefix}_compare": stage["compare"]}
         vision.save(model, processor, args.out)
         (args.out / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     if args.quick:

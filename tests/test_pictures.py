@@ -127,6 +127,7 @@ def test_ask_covers_every_type_and_its_key_checks_its_reply():
         assert qtype in pictures.KIND_QUESTIONS[scene.kind]
         phrasings.setdefault(qtype, set()).add(re.sub(r"\b(" + "|".join([*SHAPES, *COLOURS]) + r")s?\b", "_", question))
         assert key.lower() in reply.lower() and reply.endswith(".") and reply[0].isupper()
+        assert not re.search(r"\ba [aeiou]", reply, re.IGNORECASE), reply  # "an orange star"
         assert picture_questions.is_right(qtype, key, reply), (qtype, key, reply)
         assert not picture_questions.is_right(qtype, key, wrong(qtype, key, reply)), (qtype, key, reply)
     assert set(phrasings) == set(QUESTION_TYPES)

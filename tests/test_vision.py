@@ -94,6 +94,15 @@ def test_patch_labels_name_what_covers_each_patch_and_where_each_thing_is():
     assert set(vision.patch_labels(digit)[0].tolist()) == {0, vision.WHAT.index(f"digit {digit.text}")}
 
 
+def test_the_tower_also_learns_where_each_patch_is(built):
+    _, processor = built
+    scene = pictures.Scene("two", [pictures.Thing("square", "red", 20, 20, pictures.BIG)])
+    pixels, labels = vision._tower_batch(processor, [scene, scene])
+    column, row = labels[-2:]
+    assert pixels.shape[0] == 2 and len(labels) == 5
+    assert column[0].view(8, 8)[2].tolist() == list(range(8)) and row[1].view(8, 8)[:, 5].tolist() == list(range(8))
+
+
 def test_the_tower_pretraining_lowers_its_loss_and_leaves_the_language_model_alone():
     model, processor = vision.build(chatkit.embedded_model_path())
     language = model.model.language_model.layers[0].mlp.down_proj.weight.clone()
@@ -117,6 +126,16 @@ def test_a_few_training_steps_lower_the_loss_and_train_the_projector_not_the_tow
     assert after < first
     assert torch.equal(tower, model.model.vision_tower.embeddings.patch_embedding.weight)
     assert not torch.equal(projector, model.model.multi_modal_projector.linear_1.weight)
+
+
+def test_with_a_tower_rate_the_tower_learns_too():
+    model, processor = vision.build(chatkit.embedded_model_path())
+    tower = model.model.vision_tower.embeddings.patch_embedding.weight.clone()
+    record = vision.train_vision(
+        model, processor, steps=2, batch=2, text_rows=1, warmup=1, tower_lr=1e-3, progress=False
+    )
+    assert record["tower_lr"] == 1e-3
+    assert not torch.equal(tower, model.model.vision_tower.embeddings.patch_embedding.weight)
 
 
 def test_saved_files_load_with_the_auto_classes_and_the_pipeline(saved, built):

@@ -6,11 +6,11 @@ template writes `<image>` for an image block, and `LlavaProcessor` expands it to
 Llava is the simplest architecture that transformers loads with `AutoProcessor` and
 `AutoModelForImageTextToText` and runs in `pipeline("image-text-to-text")`: one image size, no image
 splitting, standard files. The language model starts from the embedded chat model's weights (its
-tokenizer gains one token, `<image>`), so it keeps its chat skills. Training has two stages, as Llava's:
-`pretrain_tower` first teaches the tower alone to name what each patch shows (its labels come from the
-scenes of `chatkit.pictures`), then `train_vision` trains the projector and the language model on picture
-chats (`chatkit.picture_questions`) mixed with the text conversations of `training/corpus.py`, the tower
-frozen.
+tokenizer gains one token, `<image>`), so it keeps its chat skills. Training has two parts, as Llava's:
+`pretrain_tower` first teaches the tower alone to name what each patch shows and where it is (its labels
+come from the scenes of `chatkit.pictures`), then `train_vision` trains the projector and the language model
+on picture chats (`chatkit.picture_questions`) mixed with the text conversations of `training/corpus.py`, the
+tower frozen (or, given `tower_lr`, learning too).
 
 What this leaves out: image splitting and dynamic resolution (SmolVLM, Qwen2.5-VL), a tower pretrained on
 real photographs and their captions; the pictures are the repository's own drawings.
@@ -188,24 +188,33 @@ def patch_labels(scene):
     return what, paint, centre
 
 
+SIDE = pictures.SIZE // PATCH  # patches per row
+PLACES = (tuple(range(SIDE)), tuple(range(SIDE)))  # each patch's column and row
+
+
 def _tower_batch(processor, scenes):
     """The pictures of `scenes` as the tower reads them, and their patch labels: (pixel_values, [what, paint,
-    centre]), each label a tensor (pictures, 64)."""
+    centre, column, row]), each label a tensor (pictures, 64)."""
     pixels = processor.image_processor([pictures.draw(s) for s in scenes], return_tensors="pt")["pixel_values"]
-    return pixels, [torch.stack(x) for x in zip(*(patch_labels(s) for s in scenes))]
+    labels = [torch.stack(x) for x in zip(*(patch_labels(s) for s in scenes))]
+    places = torch.arange(SIDE * SIDE).expand(len(scenes), -1)
+    return pixels, labels + [places % SIDE, places // SIDE]
 
 
 def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, seed=0, threads=1, progress=True):
     """Teach the vision tower to see before it meets the language model, as real towers are pretrained
-    (SigLIP on image-text pairs): three linear heads read each patch's output and are trained to name what
-    covers the patch (`patch_labels`), on training pictures only. The heads are dropped afterwards."""
+    (SigLIP on image-text pairs): linear heads read each patch's output and are trained to name what covers
+    the patch (`patch_labels`), on training pictures only, and where the patch is (its column and row: else
+    the tower's outputs keep no trace of it, and "what is on the left?" cannot be answered; the language
+    model knows only the order of the image tokens, which tells rows apart far better than columns). The
+    heads are dropped afterwards."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed + 7)
     tower, hidden = model.model.vision_tower, model.config.vision_config.hidden_size
-    heads = torch.nn.ModuleList(torch.nn.Linear(hidden, len(k)) for k in (WHAT, PAINT, (0, 1)))
+    heads = torch.nn.ModuleList(torch.nn.Linear(hidden, len(k)) for k in (WHAT, PAINT, (0, 1), *PLACES))
     optimizer = torch.optim.AdamW([*tower.parameters(), *heads.parameters()], lr=lr, weight_decay=0.01)
     tower.train()
     started = time.time()
@@ -238,6 +247,7 @@ def pretrain_tower(model, processor, steps=1500, batch=32, lr=2e-3, warmup=50, s
         tower_loss=round(sum(losses[-50:]) / len(losses[-50:]), 4),
         tower_what=round(named[0], 4),
         tower_paint=round(named[1], 4),
+        tower_column=round(named[3], 4),
         tower_minutes=round((time.time() - started) / 60, 1),
     )
 
@@ -256,24 +266,25 @@ def train_vision(
     progress=True,
     compare=0.10,
     types=picture_questions.QUESTION_TYPES,
+    tower_lr=0.0,
 ):
     """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`; `compare` and `types` go
     to `picture_questions.image_conversation`), with `text_rows` text conversations per step so the chat skills
-    stay. The projector learns at
-    `lr`, the language model at `language_lr`; the vision tower stays as `pretrain_tower` left it (frozen,
-    as Llava keeps its pretrained tower). Returns the run record."""
+    stay. The projector learns at `lr`, the language model at `language_lr`; the vision tower stays as
+    `pretrain_tower` left it (frozen, as Llava keeps its pretrained tower) unless `tower_lr` is above 0 (then
+    it learns too, at that rate, as later VLMs tune theirs end to end). Returns the run record."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model.model.vision_tower.requires_grad_(False)
+    tower = model.model.vision_tower
+    tower.requires_grad_(tower_lr > 0)
     language = [p for n, p in model.named_parameters() if "language_model" in n or "lm_head" in n]
-    new = list(model.model.multi_modal_projector.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": new, "lr": lr}, {"params": language, "lr": language_lr}], weight_decay=0.01
-    )
-    peaks = [lr, language_lr]
+    groups = [(list(model.model.multi_modal_projector.parameters()), lr), (language, language_lr)]
+    groups += [(list(tower.parameters()), tower_lr)] if tower_lr > 0 else []
+    optimizer = torch.optim.AdamW([{"params": ps, "lr": peak} for ps, peak in groups], weight_decay=0.01)
+    peaks = [peak for _, peak in groups]
 
     model.train()
     started, bar = time.time(), tqdm(range(steps), desc="vision", disable=not progress)
@@ -304,6 +315,7 @@ def train_vision(
         text_rows=text_rows,
         lr=lr,
         language_lr=language_lr,
+        tower_lr=tower_lr,
         seed=seed,
         threads=threads,
         train_minutes=round((time.time() - started) / 60, 1),
