@@ -156,7 +156,7 @@ def main(argv=None):
         processor = AutoProcessor.from_pretrained(args.out)
         run = json.loads((args.out / "training_run.json").read_text())
         record = vision.train_vision(model, processor, threads=args.threads, **stage)
-        keys = ("steps", "batch", "lr", "language_lr", "tower_lr", "seed", "train_minutes")
+        keys = ("steps", "batch", "lr", "language_lr", "tower_tuning_lr", "seed", "train_minutes")
         run |= {f"{prefix}_{k}": record[k] for k in keys} | {f"{prefix}_compare": stage["compare"]}
         vision.save(model, processor, args.out)
         (args.out / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")

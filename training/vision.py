@@ -315,7 +315,7 @@ def train_vision(
         text_rows=text_rows,
         lr=lr,
         language_lr=language_lr,
-        tower_lr=tower_lr,
+        tower_tuning_lr=tower_lr,  # not "tower_lr": pretrain_tower's record has it
         seed=seed,
         threads=threads,
         train_minutes=round((time.time() - started) / 60, 1),
