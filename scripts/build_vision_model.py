@@ -47,7 +47,7 @@ FOCUS = dict(
 )
 # Stage 4: everything learns, the vision tower too (end to end, as SmolVLM and Qwen2.5-VL tune their towers),
 # on stage 3's mix, at lower learning rates.
-END_TO_END = dict(FOCUS, steps=2000, lr=5e-4, language_lr=1e-4, tower_lr=3e-4, seed=2)
+END_TO_END = dict(FOCUS, steps=2000, lr=5e-4, language_lr=1e-4, tower_tuning_lr=3e-4, seed=2)
 CARD_QUESTIONS, CARD_PAIRS, CARD_CONVERSATIONS = 400, 50, 200
 LABELS = {
     "colour": "What colour is the circle?",

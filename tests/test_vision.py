@@ -132,7 +132,7 @@ def test_with_a_tower_rate_the_tower_learns_too():
     model, processor = vision.build(chatkit.embedded_model_path())
     tower = model.model.vision_tower.embeddings.patch_embedding.weight.clone()
     record = vision.train_vision(
-        model, processor, steps=2, batch=2, text_rows=1, warmup=1, tower_lr=1e-3, progress=False
+        model, processor, steps=2, batch=2, text_rows=1, warmup=1, tower_tuning_lr=1e-3, progress=False
     )
     assert record["tower_tuning_lr"] == 1e-3
     assert not torch.equal(tower, model.model.vision_tower.embeddings.patch_embedding.weight)

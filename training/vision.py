@@ -10,7 +10,7 @@ tokenizer gains one token, `<image>`), so it keeps its chat skills. Training has
 `pretrain_tower` first teaches the tower alone to name what each patch shows and where it is (its labels
 come from the scenes of `chatkit.pictures`), then `train_vision` trains the projector and the language model
 on picture chats (`chatkit.picture_questions`) mixed with the text conversations of `training/corpus.py`, the
-tower frozen (or, given `tower_lr`, learning too).
+tower frozen (or, given `tower_tuning_lr`, learning too).
 
 What this leaves out: image splitting and dynamic resolution (SmolVLM, Qwen2.5-VL), a tower pretrained on
 real photographs and their captions; the pictures are the repository's own drawings.
@@ -147,6 +147,8 @@ def _schedule(step, steps, warmup):
 
 
 PATCH = pictures.SIZE // 8  # pixels per patch side
+SIDE = pictures.SIZE // PATCH  # patches per row (and per column)
+PLACES = (range(SIDE), range(SIDE))  # what the tower learns of where a patch is: its column and row
 WHAT = ("background", *pictures.SHAPES, *(f"digit {d}" for d in range(10)), "bar")
 PAINT = ("none", *pictures.COLOURS)
 
@@ -175,21 +177,16 @@ def patch_labels(scene):
         parts.append((_mask(text), WHAT.index(f"digit {scene.text}"), 0))
     for k, (colour, height) in enumerate(scene.bars or []):
         parts.append((_bar_mask(k, height), WHAT.index("bar"), PAINT.index(colour)))
-    n = pictures.SIZE // PATCH
-    best = torch.full((n * n,), 3)  # covered pixels of the best part so far: 4 or more to count
-    what, paint, centre = (torch.zeros(n * n, dtype=torch.long) for _ in range(3))
+    best = torch.full((SIDE * SIDE,), 3)  # covered pixels of the best part so far: 4 or more to count
+    what, paint, centre = (torch.zeros(SIDE * SIDE, dtype=torch.long) for _ in range(3))
     for mask, w, c in parts:
-        covered = mask.view(n, PATCH, n, PATCH).sum((1, 3)).flatten()
+        covered = mask.view(SIDE, PATCH, SIDE, PATCH).sum((1, 3)).flatten()
         wins = covered > best
         best = torch.where(wins, covered, best)
         what[wins], paint[wins] = w, c
     for t in scene.things:
-        centre[(t.y // PATCH) * n + t.x // PATCH] = 1
+        centre[(t.y // PATCH) * SIDE + t.x // PATCH] = 1
     return what, paint, centre
-
-
-SIDE = pictures.SIZE // PATCH  # patches per row
-PLACES = (tuple(range(SIDE)), tuple(range(SIDE)))  # each patch's column and row
 
 
 def _tower_batch(processor, scenes):
@@ -266,23 +263,23 @@ def train_vision(
     progress=True,
     compare=0.10,
     types=picture_questions.QUESTION_TYPES,
-    tower_lr=0.0,
+    tower_tuning_lr=0.0,
 ):
     """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`; `compare` and `types` go
     to `picture_questions.image_conversation`), with `text_rows` text conversations per step so the chat skills
     stay. The projector learns at `lr`, the language model at `language_lr`; the vision tower stays as
-    `pretrain_tower` left it (frozen, as Llava keeps its pretrained tower) unless `tower_lr` is above 0 (then
-    it learns too, at that rate, as later VLMs tune theirs end to end). Returns the run record."""
+    `pretrain_tower` left it (frozen, as Llava keeps its pretrained tower) unless `tower_tuning_lr` is above 0
+    (then it learns too, at that rate, as later VLMs tune theirs end to end). Returns the run record."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tower = model.model.vision_tower
-    tower.requires_grad_(tower_lr > 0)
+    tower.requires_grad_(tower_tuning_lr > 0)
     language = [p for n, p in model.named_parameters() if "language_model" in n or "lm_head" in n]
     groups = [(list(model.model.multi_modal_projector.parameters()), lr), (language, language_lr)]
-    groups += [(list(tower.parameters()), tower_lr)] if tower_lr > 0 else []
+    groups += [(list(tower.parameters()), tower_tuning_lr)] if tower_tuning_lr > 0 else []
     optimizer = torch.optim.AdamW([{"params": ps, "lr": peak} for ps, peak in groups], weight_decay=0.01)
     peaks = [peak for _, peak in groups]
 
@@ -315,7 +312,7 @@ def train_vision(
         text_rows=text_rows,
         lr=lr,
         language_lr=language_lr,
-        tower_tuning_lr=tower_lr,  # not "tower_lr": pretrain_tower's record has it
+        tower_tuning_lr=tower_tuning_lr,
         seed=seed,
         threads=threads,
         train_minutes=round((time.time() - started) / 60, 1),
