@@ -288,18 +288,28 @@ def _assistant(text):
     return {"role": "assistant", "content": text}
 
 
-def _any_question(rng, held_out=False, types=QUESTION_TYPES):
+def _scene(rng, kind, held_out=False, together=()):
+    """`random_scene`; for half the training pictures of several things, redrawn until it holds every shape
+    in `together` (the shapes the model tells apart worst, side by side)."""
+    scene = random_scene(rng, kind, held_out)
+    if together and not held_out and kind in ("two", "mixed") and rng.random() < 0.5:
+        while not set(together) <= {t.shape for t in scene.things}:
+            scene = random_scene(rng, kind, held_out)
+    return scene
+
+
+def _any_question(rng, held_out=False, types=QUESTION_TYPES, together=()):
     """(scene, (qtype, question, reply, key)): the question type first, evenly from `types` (a type named twice
-    comes twice as often), then a scene that fits it."""
+    comes twice as often), then a scene that fits it (`together`: see `_scene`)."""
     qtype = rng.choice(types)
-    scene = random_scene(rng, rng.choice(QUESTION_KINDS[qtype]), held_out)
+    scene = _scene(rng, rng.choice(QUESTION_KINDS[qtype]), held_out, together)
     return scene, ask(scene, rng, qtype)
 
 
-def _follow_up(rng):
+def _follow_up(rng, together=()):
     """A question about a picture and a follow-up about the same thing(s): (scene, [(user, reply, qtype, key)])."""
     kind = rng.choice(("one", "count", "two"))
-    scene = random_scene(rng, kind)
+    scene = _scene(rng, kind, together=together)
     it = "it"
     if kind == "two":
         sides = ("left", "right") if scene.layout == "left-right" else ("top", "bottom")
@@ -374,26 +384,27 @@ THANKS = ["Thanks!", "Thank you!", "thanks", "Great, thanks.", "Thank you very m
 WELCOME = ["You're welcome!", "You're welcome! Happy to help.", "Glad I could help!"]
 
 
-def image_conversation(seed, compare=0.10, types=QUESTION_TYPES):
+def image_conversation(seed, compare=0.10, types=QUESTION_TYPES, together=()):
     """A training chat about pictures in transformers' multimodal format, deterministic by seed.
 
     Returns {"images": [PIL images, in order of appearance], "messages": [...], "checks": [(index of an
     assistant message, qtype, key), ...]}; two-picture comparisons have qtype "compare" (key "first" or
     "second"). By default about 70% one picture and one question (its type from `types`), 15% a follow-up
     question about the same picture, 10% two pictures compared (`compare`: their share, taken from the single
-    questions), 5% a question then a thank-you."""
+    questions), 5% a question then a thank-you. `together`: shapes that half the pictures of several things
+    hold side by side (none by default)."""
     rng = random.Random(seed)
     roll = rng.random()
     single = 0.80 - compare
     if roll < single or roll >= 0.95:
-        scene, (qtype, question, reply, key) = _any_question(rng, types=types)
+        scene, (qtype, question, reply, key) = _any_question(rng, types=types, together=together)
         messages = [_user(question), _assistant(reply)]
         if roll >= 0.95:
             messages += [{"role": "user", "content": [{"type": "text", "text": rng.choice(THANKS)}]}]
             messages += [_assistant(rng.choice(WELCOME))]
         return {"images": [draw(scene)], "messages": messages, "checks": [(1, qtype, key)]}
     if roll < single + 0.15:
-        scene, turns = _follow_up(rng)
+        scene, turns = _follow_up(rng, together)
         (q1type, q1, r1, k1), (q2type, q2, r2, k2) = turns
         messages = [
             _user(q1),

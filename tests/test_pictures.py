@@ -202,6 +202,16 @@ def test_the_mix_of_conversations_follows_its_arguments():
     assert set(singles) == {"colour", "count"} and singles["colour"] > 1.5 * singles["count"]
 
 
+def test_together_puts_the_named_shapes_side_by_side():
+    def both(together=()):  # descriptions of pictures of several things that name a circle and a triangle
+        convs = [picture_questions.image_conversation(s, 0.0, ("describe",), together) for s in range(300)]
+        replies = [c["messages"][1]["content"] for c in convs if len(c["messages"]) == 2]
+        several = [r for r in replies if r.count(",") + r.count(" and ") >= 1]
+        return sum("circle" in r and "triangle" in r for r in several) / len(several)
+
+    assert both(("circle", "triangle")) > both() + 0.2
+
+
 def test_comparisons_are_right():
     for seed in range(300):
         conv = picture_questions.image_conversation(seed)

@@ -264,12 +264,14 @@ def train_vision(
     compare=0.10,
     types=picture_questions.QUESTION_TYPES,
     tower_tuning_lr=0.0,
+    together=(),
 ):
     """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`; `compare` and `types` go
     to `picture_questions.image_conversation`), with `text_rows` text conversations per step so the chat skills
     stay. The projector learns at `lr`, the language model at `language_lr`; the vision tower stays as
     `pretrain_tower` left it (frozen, as Llava keeps its pretrained tower) unless `tower_tuning_lr` is above 0
-    (then it learns too, at that rate, as later VLMs tune theirs end to end). Returns the run record."""
+    (then it learns too, at that rate, as later VLMs tune theirs end to end). `together` goes to
+    `picture_questions.image_conversation`. Returns the run record."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
@@ -292,7 +294,9 @@ def train_vision(
         rows = []
         for _ in range(batch):
             rows.append(
-                encode_image_conversation(processor, picture_questions.image_conversation(next_seed, compare, types))
+                encode_image_conversation(
+                    processor, picture_questions.image_conversation(next_seed, compare, types, together)
+                )
             )
             next_seed += 1
         for _ in range(text_rows):
