@@ -7,11 +7,11 @@ writes), adds a new vision tower and projector (seeded), pretrains the tower to 
 (stage 1, checkpointed in build/<out>-tower.pt; `--from-stage 2` reuses it), then trains the projector and the
 language model on pictures drawn from seeds (`chatkit.pictures`) with text conversations mixed in (stage 2),
 then more on the kinds of question stage 2 leaves weakest (stage 3, from the files in `--out`: `--from-stage
-3`), then the same with the tower learning too (stage 4: `--from-stage 4`), then on circles and triangles side by side
-(stage 5: `--from-stage 5`), evaluates on held-out pictures and
-on the text held-out conversations, and writes the model, its processor and its card (training/vision_card.md)
-to `--out`. `--quick` trains a few steps only (a smoke test, not a usable model). `--card-only` evaluates the
-model already in `--out` and rewrites its card.
+3`), then the same with the tower learning too (stage 4: `--from-stage 4`), then on circles and triangles side
+by side (stage 5: `--from-stage 5`), evaluates on held-out pictures and on the text held-out conversations,
+and writes the model, its processor and its card (training/vision_card.md) to `--out`. `--quick` trains a few
+steps only (a smoke test, not a usable model). `--card-only` evaluates the model already in `--out` and rewrites
+its card.
 """
 
 import argparse
@@ -54,9 +54,7 @@ END_TO_END = dict(FOCUS, steps=2000, lr=5e-4, language_lr=1e-4, tower_tuning_lr=
 # triangle together, and colour and description questions come once more each.
 PAIRS = dict(
     END_TO_END,
-    steps=2000,
     lr=3e-4,
-    language_lr=1e-4,
     tower_tuning_lr=2e-4,
     seed=4,
     types=FOCUS["types"] + ("colour", "describe"),

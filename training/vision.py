@@ -266,12 +266,11 @@ def train_vision(
     tower_tuning_lr=0.0,
     together=(),
 ):
-    """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`; `compare` and `types` go
-    to `picture_questions.image_conversation`), with `text_rows` text conversations per step so the chat skills
-    stay. The projector learns at `lr`, the language model at `language_lr`; the vision tower stays as
+    """Train on fresh picture conversations each step (seeds from `seed * 1_000_003`; `compare`, `types` and
+    `together` go to `picture_questions.image_conversation`), with `text_rows` text conversations per step so
+    the chat skills stay. The projector learns at `lr`, the language model at `language_lr`; the vision tower stays as
     `pretrain_tower` left it (frozen, as Llava keeps its pretrained tower) unless `tower_tuning_lr` is above 0
-    (then it learns too, at that rate, as later VLMs tune theirs end to end). `together` goes to
-    `picture_questions.image_conversation`. Returns the run record."""
+    (then it learns too, at that rate, as later VLMs tune theirs end to end). Returns the run record."""
     from tqdm.auto import tqdm
 
     torch.set_num_threads(threads)
